@@ -1,0 +1,210 @@
+//! The consume → handle → ack loop of every worker.
+//!
+//! `basic_qos(prefetch)` bounds what the broker pushes; a semaphore bounds what is handled at
+//! once, so one slow message never stops the others. A message is acknowledged only after its
+//! handler says every effect is durable; what can never be handled goes to the dead-letter
+//! queue with the reason in a header; a failing dependency puts the message back. A cancelled
+//! consumer or a lost connection is noticed, reported on `linkkit_consumer_up`, and the loop
+//! reconnects by itself. On shutdown it stops taking messages and waits for those in hand.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::headers::{REASON_HEADER, SOURCE_QUEUE_HEADER};
+use crate::metrics::{CONSUMERS_UP, DEAD_LETTERED};
+use crate::{Broker, BusError, Outgoing, Publisher, Topology};
+
+/// A message as handlers see it.
+#[derive(Debug)]
+pub struct Message {
+    pub body: Vec<u8>,
+    pub headers: Option<FieldTable>,
+    pub routing_key: String,
+    pub redelivered: bool,
+}
+
+/// What a handler made of a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Everything the message causes is durable: acknowledge it.
+    Done,
+    /// It can never be handled (unparseable, impossible): dead-letter it with this reason.
+    Poison(String),
+    /// A dependency failed: return it to the queue and try again shortly.
+    Requeue(String),
+}
+
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, message: Message) -> impl Future<Output = Handled> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub queue: String,
+    /// Messages the broker may push before they are acknowledged.
+    pub prefetch: u16,
+    /// Messages handled at the same time.
+    pub concurrency: usize,
+    /// Where messages that can never be handled go.
+    pub dead_queue: String,
+}
+
+/// Pause before a requeued message goes back, so a broken dependency is not hammered.
+const REQUEUE_PAUSE: Duration = Duration::from_millis(500);
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Consumes `settings.queue` until `shutdown` fires, reconnecting after any failure.
+pub async fn run_consumer<H: Handler>(
+    broker: Broker,
+    topology: Topology,
+    settings: ConsumerSettings,
+    publisher: Arc<Publisher>,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    let up = CONSUMERS_UP.with_label_values(&[&settings.queue]);
+    while !shutdown.is_cancelled() {
+        match consume_until_shutdown(
+            &broker, &topology, &settings, &publisher, &handler, &shutdown,
+        )
+        .await
+        {
+            Ok(()) => break,
+            Err(error) => {
+                up.set(0);
+                tracing::warn!(queue = %settings.queue, error = %error, "consumer lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(RECONNECT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+    up.set(0);
+}
+
+async fn consume_until_shutdown<H: Handler>(
+    broker: &Broker,
+    topology: &Topology,
+    settings: &ConsumerSettings,
+    publisher: &Arc<Publisher>,
+    handler: &Arc<H>,
+    shutdown: &CancellationToken,
+) -> Result<(), BusError> {
+    let channel = broker.channel().await?;
+    topology.declare(&channel).await?;
+    channel
+        .basic_qos(settings.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            &settings.queue,
+            "",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    CONSUMERS_UP.with_label_values(&[&settings.queue]).set(1);
+    tracing::info!(queue = %settings.queue, "consuming");
+
+    let in_flight = Arc::new(Semaphore::new(settings.concurrency));
+    let outcome = loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => break Err(BusError::Amqp(error)),
+                None => break Err(BusError::Unreachable("the broker cancelled the consumer".into())),
+            },
+        };
+        let handler = handler.clone();
+        let publisher = publisher.clone();
+        let settings = settings.clone();
+        tokio::spawn(async move {
+            settle(delivery, &settings, &*handler, &publisher).await;
+            drop(permit);
+        });
+    };
+
+    if outcome.is_ok() {
+        let _ = channel
+            .basic_cancel(consumer.tag().as_str(), BasicCancelOptions::default())
+            .await;
+    }
+    // Wait for every message in hand, then return the unstarted ones by closing the channel.
+    let _ = in_flight.acquire_many(settings.concurrency as u32).await;
+    let _ = channel.close(200, "consumer stopping").await;
+    outcome
+}
+
+async fn settle<H: Handler>(
+    delivery: Delivery,
+    settings: &ConsumerSettings,
+    handler: &H,
+    publisher: &Publisher,
+) {
+    let queue = settings.queue.as_str();
+    let message = Message {
+        body: delivery.data.clone(),
+        headers: delivery.properties.headers().clone(),
+        routing_key: delivery.routing_key.to_string(),
+        redelivered: delivery.redelivered,
+    };
+    let result = match handler.handle(message).await {
+        Handled::Done => delivery.ack(BasicAckOptions::default()).await,
+        Handled::Poison(reason) => {
+            tracing::warn!(queue, reason = %reason, "dead-lettering a message that cannot be handled");
+            let dead = Outgoing {
+                exchange: String::new(),
+                routing_key: settings.dead_queue.clone(),
+                body: delivery.data.clone(),
+                headers: vec![
+                    (REASON_HEADER, reason),
+                    (SOURCE_QUEUE_HEADER, queue.to_owned()),
+                ],
+            };
+            match publisher.publish(dead).await {
+                Ok(()) => {
+                    DEAD_LETTERED.with_label_values(&["unparseable"]).inc();
+                    delivery.ack(BasicAckOptions::default()).await
+                }
+                Err(error) => {
+                    tracing::error!(queue, error = %error, "could not dead-letter; returning the message");
+                    requeue(&delivery).await
+                }
+            }
+        }
+        Handled::Requeue(reason) => {
+            tracing::warn!(queue, reason = %reason, "returning a message to the queue");
+            tokio::time::sleep(REQUEUE_PAUSE).await;
+            requeue(&delivery).await
+        }
+    };
+    if let Err(error) = result {
+        // The channel is gone; the broker redelivers the message to another consumer.
+        tracing::warn!(queue, error = %error, "could not settle a message");
+    }
+}
+
+async fn requeue(delivery: &Delivery) -> Result<(), lapin::Error> {
+    delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+}

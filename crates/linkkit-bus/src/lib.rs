@@ -1,0 +1,16 @@
+//! Linkkit's RabbitMQ seam: the topology of SPEC §7, a connection that fails over and comes
+//! back, a publisher that waits for confirms, and the consume → handle → ack loop every worker
+//! runs. It makes no business decisions: handlers say what a message caused, the loop acks.
+
+mod broker;
+mod consume;
+mod headers;
+pub mod metrics;
+mod publisher;
+pub mod topology;
+
+pub use broker::{Broker, BusError};
+pub use consume::{run_consumer, ConsumerSettings, Handled, Handler, Message};
+pub use headers::{header_string, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER};
+pub use publisher::{Outgoing, Publisher};
+pub use topology::Topology;

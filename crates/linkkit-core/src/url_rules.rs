@@ -1,0 +1,139 @@
+//! What makes a link destination or a webhook endpoint URL acceptable.
+//!
+//! Both must be absolute `http`/`https` URLs with a host and no credentials. An endpoint URL is
+//! also refused, at creation, when its host is plainly not public (an IP literal in a private
+//! range, `localhost`, `*.internal`…); the sender checks the resolved address again at delivery
+//! time, since a public name may resolve to a private address later.
+
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+const MAX_URL_LENGTH: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUrl {
+    #[error("`{0}` is not a valid absolute URL")]
+    Malformed(String),
+    #[error("only http and https URLs are allowed, not `{0}`")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("the URL may not carry a user name or password")]
+    Credentials,
+    #[error("the URL is longer than {MAX_URL_LENGTH} characters")]
+    TooLong,
+    #[error("`{0}` is not a public address; webhooks are only sent to public hosts")]
+    PrivateHost(String),
+}
+
+fn parse_http_url(input: &str) -> Result<Url, InvalidUrl> {
+    if input.len() > MAX_URL_LENGTH {
+        return Err(InvalidUrl::TooLong);
+    }
+    let url = Url::parse(input.trim()).map_err(|_| InvalidUrl::Malformed(input.to_owned()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InvalidUrl::Scheme(url.scheme().to_owned()));
+    }
+    if url.host().is_none() {
+        return Err(InvalidUrl::NoHost);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(InvalidUrl::Credentials);
+    }
+    Ok(url)
+}
+
+/// Where a short link sends its visitors.
+pub fn parse_destination(input: &str) -> Result<Url, InvalidUrl> {
+    parse_http_url(input)
+}
+
+/// Where webhooks go. With `allow_private`, local and private hosts pass (local testing).
+pub fn parse_endpoint_url(input: &str, allow_private: bool) -> Result<Url, InvalidUrl> {
+    let url = parse_http_url(input)?;
+    if !allow_private {
+        if let Some(host) = url.host() {
+            if !host_may_be_public(&host) {
+                return Err(InvalidUrl::PrivateHost(host.to_string()));
+            }
+        }
+    }
+    Ok(url)
+}
+
+/// False for hosts that can never be public: non-public IP literals and reserved names. The URL
+/// parser has already normalised odd IPv4 spellings (`0x7f.1`, `2130706433`) into addresses.
+pub fn host_may_be_public(host: &Host<&str>) -> bool {
+    match host {
+        Host::Ipv4(v4) => crate::net::is_public(IpAddr::V4(*v4)),
+        Host::Ipv6(v6) => crate::net::is_public(IpAddr::V6(*v6)),
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let reserved_suffix = [
+                ".localhost",
+                ".local",
+                ".internal",
+                ".localdomain",
+                ".home.arpa",
+            ]
+            .iter()
+            .any(|suffix| name.ends_with(suffix));
+            name != "localhost" && !reserved_suffix && name.contains('.')
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_must_be_http_or_https_with_a_host() {
+        assert!(parse_destination("https://example.com/product?x=1").is_ok());
+        assert_eq!(
+            parse_destination("ftp://example.com"),
+            Err(InvalidUrl::Scheme("ftp".into()))
+        );
+        assert_eq!(
+            parse_destination("javascript:alert(1)"),
+            Err(InvalidUrl::Scheme("javascript".into()))
+        );
+        assert!(matches!(
+            parse_destination("not a url"),
+            Err(InvalidUrl::Malformed(_))
+        ));
+        assert_eq!(
+            parse_destination("https://user:pw@example.com"),
+            Err(InvalidUrl::Credentials)
+        );
+    }
+
+    #[test]
+    fn endpoint_urls_on_private_hosts_are_refused_in_every_spelling() {
+        for url in [
+            "http://127.0.0.1/hook",
+            "http://0x7f.1/hook",
+            "http://2130706433/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://localhost:3000/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/",
+            "http://metadata.internal/",
+            "http://[::1]/",
+        ] {
+            assert!(
+                matches!(
+                    parse_endpoint_url(url, false),
+                    Err(InvalidUrl::PrivateHost(_))
+                ),
+                "{url} must be refused"
+            );
+            assert!(
+                parse_endpoint_url(url, true).is_ok(),
+                "{url} is allowed when private targets are"
+            );
+        }
+        assert!(parse_endpoint_url("https://hooks.example.com/linkkit", false).is_ok());
+    }
+}

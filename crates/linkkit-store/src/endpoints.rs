@@ -1,0 +1,154 @@
+//! Webhook endpoints: what the API manages, what fan-out looks up, what the sender signs with.
+
+use chrono::{DateTime, Utc};
+use linkkit_core::{EndpointId, EventType, WorkspaceId};
+use sqlx::PgPool;
+
+use crate::{Page, StoreError};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, workspace_id, url, events, description, enabled, disabled_reason, secret, \
+                       previous_secret, previous_secret_expires_at, created_at, updated_at, last_success_at";
+
+pub async fn insert(pool: &PgPool, endpoint: &EndpointRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO endpoints (id, workspace_id, url, events, description, enabled, secret, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&endpoint.id)
+    .bind(&endpoint.workspace_id)
+    .bind(&endpoint.url)
+    .bind(&endpoint.events)
+    .bind(&endpoint.description)
+    .bind(endpoint.enabled)
+    .bind(&endpoint.secret)
+    .bind(endpoint.created_at)
+    .bind(endpoint.updated_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(
+    pool: &PgPool,
+    workspace_id: &WorkspaceId,
+    id: &EndpointId,
+) -> Result<Option<EndpointRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM endpoints WHERE workspace_id = $1 AND id = $2"
+    ))
+    .bind(workspace_id.as_str())
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn list(
+    pool: &PgPool,
+    workspace_id: &WorkspaceId,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page<EndpointRow>, StoreError> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM endpoints WHERE workspace_id = $1 AND ($2::text IS NULL OR id < $2) \
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(workspace_id.as_str())
+    .bind(cursor)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::from_rows(rows, limit, |row: &EndpointRow| &row.id))
+}
+
+/// Writes the editable fields back: url, events, description, enabled and its reason.
+pub async fn update(pool: &PgPool, endpoint: &EndpointRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE endpoints SET url = $3, events = $4, description = $5, enabled = $6, disabled_reason = $7, \
+         updated_at = $8 WHERE workspace_id = $1 AND id = $2",
+    )
+    .bind(&endpoint.workspace_id)
+    .bind(&endpoint.id)
+    .bind(&endpoint.url)
+    .bind(&endpoint.events)
+    .bind(&endpoint.description)
+    .bind(endpoint.enabled)
+    .bind(&endpoint.disabled_reason)
+    .bind(endpoint.updated_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deletes an endpoint and its deliveries; false when there was none.
+pub async fn delete(
+    pool: &PgPool,
+    workspace_id: &WorkspaceId,
+    id: &EndpointId,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query("DELETE FROM endpoints WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id.as_str())
+        .bind(id.as_str())
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Ids of the workspace's enabled endpoints subscribed to `event_type`.
+pub async fn subscribed(
+    pool: &PgPool,
+    workspace_id: &WorkspaceId,
+    event_type: EventType,
+) -> Result<Vec<EndpointId>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM endpoints WHERE workspace_id = $1 AND enabled AND $2 = ANY(events) ORDER BY id",
+    )
+    .bind(workspace_id.as_str())
+    .bind(event_type.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id,)| EndpointId::parse(&id).ok())
+        .collect())
+}
+
+/// Marks a successful delivery on the endpoint (the start of its health window).
+pub async fn record_success(
+    pool: &PgPool,
+    id: &EndpointId,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE endpoints SET last_success_at = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(at)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Disables an endpoint with a reason shown to its owner.
+pub async fn disable(pool: &PgPool, id: &EndpointId, reason: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1")
+        .bind(id.as_str())
+        .bind(reason)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
