@@ -1,1 +1,81 @@
-//! placeholder during bootstrap
+//! The API service: links and webhook endpoints over HTTP (`/api/v1`, SPEC §5), and the outbox
+//! relay that publishes what the API wrote.
+//!
+//! Every change and the event it causes are written in one Postgres transaction (the outbox);
+//! the relay publishes outbox rows to the events exchange with confirms. The API never delivers
+//! a webhook itself.
+
+mod auth;
+mod deliveries;
+mod error;
+mod extract;
+mod links;
+mod outbox_relay;
+mod views;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use linkkit_bus::Publisher;
+use linkkit_core::Namespace;
+use linkkit_store::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use outbox_relay::{relay_once, run_outbox_relay};
+
+/// The largest request body accepted; beyond it the answer is `413`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the API needs to know beyond its connections.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Base of every `short_url`, e.g. `https://lkkt.in`.
+    pub public_base_url: String,
+    /// Allow endpoints on loopback and private addresses (local testing only).
+    pub allow_private_targets: bool,
+    pub namespace: Namespace,
+}
+
+impl ApiConfig {
+    pub fn short_url(&self, slug: &str) -> String {
+        format!("{}/{slug}", self.public_base_url.trim_end_matches('/'))
+    }
+}
+
+/// Shared by every request handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub publisher: Arc<Publisher>,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The `/api/v1` routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest(
+            "/api/v1",
+            links::routes()
+                .merge(webhooks::routes())
+                .merge(deliveries::routes()),
+        )
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` fires.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -4,6 +4,9 @@ use lapin::types::{AMQPValue, FieldTable};
 
 /// The workspace an event belongs to, on every message of the events exchange.
 pub const WORKSPACE_HEADER: &str = "linkkit-workspace";
+/// When an event happened, in Unix milliseconds (optional; the envelope's timestamp is the
+/// fallback).
+pub const OCCURRED_AT_HEADER: &str = "linkkit-occurred-at-ms";
 /// Why a message was dead-lettered.
 pub const REASON_HEADER: &str = "linkkit-dead-reason";
 /// The queue a dead-lettered message was taken from.

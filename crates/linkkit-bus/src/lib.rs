@@ -11,6 +11,8 @@ pub mod topology;
 
 pub use broker::{Broker, BusError};
 pub use consume::{run_consumer, ConsumerSettings, Handled, Handler, Message};
-pub use headers::{header_string, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER};
+pub use headers::{
+    header_string, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
+};
 pub use publisher::{Outgoing, Publisher};
 pub use topology::Topology;

@@ -11,7 +11,14 @@ use lapin::{BasicProperties, Channel};
 use tokio::sync::Mutex;
 
 use crate::broker::{Broker, BusError};
-use crate::headers::table;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use linkkit_core::{DeliveryJob, Envelope, Namespace, WorkspaceId};
+
+use crate::headers::{table, OCCURRED_AT_HEADER, REASON_HEADER, WORKSPACE_HEADER};
+use crate::topology::JOB_ROUTING_KEY;
+use crate::Topology;
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -22,16 +29,75 @@ pub struct Outgoing {
     pub headers: Vec<(&'static str, String)>,
 }
 
+impl Outgoing {
+    /// A domain event for the events exchange, routed by its type. `occurred_at` is when it
+    /// happened, to the millisecond (the envelope's `timestamp` shows whole seconds); it starts
+    /// the event-to-delivery lag.
+    pub fn event(
+        namespace: &Namespace,
+        workspace_id: &WorkspaceId,
+        event: &Envelope,
+        occurred_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            exchange: namespace.events_exchange(),
+            routing_key: event.event.as_str().to_owned(),
+            body: event.to_body(),
+            headers: vec![
+                (WORKSPACE_HEADER, workspace_id.to_string()),
+                (
+                    OCCURRED_AT_HEADER,
+                    occurred_at.timestamp_millis().to_string(),
+                ),
+            ],
+        }
+    }
+
+    /// A delivery job for the senders.
+    pub fn job(namespace: &Namespace, job: &DeliveryJob) -> Self {
+        Self {
+            exchange: namespace.deliveries(),
+            routing_key: JOB_ROUTING_KEY.to_owned(),
+            body: serde_json::to_vec(job).expect("a job serializes"),
+            headers: vec![(WORKSPACE_HEADER, job.workspace_id.to_string())],
+        }
+    }
+
+    /// A job parked in the retry queue of `delay`; it returns to the senders when it expires.
+    pub fn retry(namespace: &Namespace, delay: Duration, job: &DeliveryJob) -> Self {
+        Self {
+            exchange: String::new(),
+            routing_key: namespace.retry_queue(delay),
+            ..Self::job(namespace, job)
+        }
+    }
+
+    /// A job whose retries are exhausted, with the reason.
+    pub fn dead(namespace: &Namespace, job: &DeliveryJob, reason: String) -> Self {
+        let mut message = Self {
+            exchange: String::new(),
+            routing_key: namespace.dead_queue(),
+            ..Self::job(namespace, job)
+        };
+        message.headers.push((REASON_HEADER, reason));
+        message
+    }
+}
+
 #[derive(Debug)]
 pub struct Publisher {
     broker: Broker,
+    topology: Topology,
     channel: Mutex<Option<Channel>>,
 }
 
 impl Publisher {
-    pub fn new(broker: Broker) -> Self {
+    /// A publisher that declares `topology` on every channel it opens, so the exchanges it
+    /// publishes to exist even on a broker that was just reset.
+    pub fn new(broker: Broker, topology: Topology) -> Self {
         Self {
             broker,
+            topology,
             channel: Mutex::new(None),
         }
     }
@@ -59,6 +125,7 @@ impl Publisher {
             return Ok(channel.clone());
         }
         let channel = self.broker.channel().await?;
+        self.topology.declare(&channel).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

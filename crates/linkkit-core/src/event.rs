@@ -145,6 +145,58 @@ pub struct LinkUpdate {
     pub previous_attributes: serde_json::Map<String, Value>,
 }
 
+/// A realistic example of `event_type`, sent by "Send test event" so receivers can be built
+/// before real traffic arrives. Its link id is fixed and marks it as a sample.
+pub fn sample(event_type: EventType) -> Envelope {
+    let link_id = LinkId::parse("lnk_00000000000070008000000000000000").expect("a valid sample id");
+    let now = Utc::now();
+    let state = LinkState {
+        link_id: link_id.clone(),
+        slug: "summer-sale".into(),
+        short_url: "https://lkkt.in/summer-sale".into(),
+        destination_url: "https://example.com/product".into(),
+        segment: Some("Black Friday 2026".into()),
+        campaign: Some("Q4 Sales".into()),
+        tags: vec!["sample".into()],
+        expires_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match event_type {
+        EventType::LinkClicked | EventType::QrScanned => Envelope::new(
+            event_type,
+            VisitData {
+                link_id,
+                short_url: state.short_url,
+                destination_url: state.destination_url,
+                segment: state.segment,
+                campaign: state.campaign,
+                click_location: "India".into(),
+                device: "Mobile".into(),
+                browser: Some("Safari".into()),
+                os: Some("iOS".into()),
+                referrer: None,
+            },
+        ),
+        EventType::LinkUpdated => {
+            let mut previous = serde_json::Map::new();
+            previous.insert(
+                "destination_url".into(),
+                "https://example.com/old-product".into(),
+            );
+            Envelope::new(
+                event_type,
+                LinkUpdate {
+                    link: state,
+                    changed_fields: vec!["destination_url".into()],
+                    previous_attributes: previous,
+                },
+            )
+        }
+        EventType::LinkCreated | EventType::LinkDeleted => Envelope::new(event_type, state),
+    }
+}
+
 /// Timestamps as `2026-02-27T12:45:00Z`: UTC, whole seconds, a `Z`.
 pub mod rfc3339_seconds {
     use super::*;
@@ -251,6 +303,17 @@ mod tests {
             );
         }
         assert!("link.exploded".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn samples_carry_the_fields_of_their_type() {
+        let click = sample(EventType::LinkClicked);
+        assert_eq!(click.data["device"], "Mobile");
+        assert_eq!(click.data["click_location"], "India");
+        let update = sample(EventType::LinkUpdated);
+        assert_eq!(update.data["changed_fields"], json!(["destination_url"]));
+        assert!(update.data["previous_attributes"]["destination_url"].is_string());
+        assert_eq!(sample(EventType::LinkDeleted).data["slug"], "summer-sale");
     }
 
     #[test]

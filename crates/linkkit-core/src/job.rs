@@ -15,6 +15,11 @@ pub struct DeliveryJob {
     /// The number of the attempt this message asks for, starting at 1. A retry is a new message
     /// with `attempt + 1`, never a broker redelivery.
     pub attempt: u32,
+    /// 0 for the delivery fan-out made, one more for each resend or replay. It is part of the
+    /// idempotency key: the system never sends a generation twice, but an explicit resend is a
+    /// new generation and is sent again.
+    #[serde(default)]
+    pub generation: u32,
     /// When the event entered the system, to the millisecond: the start of the
     /// event-to-delivery lag.
     pub event_time: DateTime<Utc>,
@@ -50,6 +55,7 @@ mod tests {
             workspace_id: WorkspaceId::parse("ws_0192f0c7e9a47c3e8f1a2b3c4d5e6f70").unwrap(),
             endpoint_id: EndpointId::parse("ep_0192f0c7e9a47c3e8f1a2b3c4d5e6f70").unwrap(),
             attempt: 2,
+            generation: 0,
             event_time: Utc.with_ymd_and_hms(2026, 2, 27, 12, 45, 0).unwrap(),
             event,
         };
@@ -60,6 +66,7 @@ mod tests {
                 "workspace_id": "ws_0192f0c7e9a47c3e8f1a2b3c4d5e6f70",
                 "endpoint_id": "ep_0192f0c7e9a47c3e8f1a2b3c4d5e6f70",
                 "attempt": 2,
+                "generation": 0,
                 "event_time": "2026-02-27T12:45:00Z",
                 "event": {
                     "id": "evt_0192f0c7e9a47c3e8f1a2b3c4d5e6f70",

@@ -44,9 +44,17 @@ fn parse_http_url(input: &str) -> Result<Url, InvalidUrl> {
     Ok(url)
 }
 
-/// Where a short link sends its visitors.
-pub fn parse_destination(input: &str) -> Result<Url, InvalidUrl> {
-    parse_http_url(input)
+/// Where a short link sends its visitors, as it will be stored and sent in `Location`: the
+/// text as given when it is plain printable ASCII (so users get back what they wrote), otherwise
+/// the parser's percent-encoded form.
+pub fn parse_destination(input: &str) -> Result<String, InvalidUrl> {
+    let url = parse_http_url(input)?;
+    let given = input.trim();
+    if given.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(given.to_owned())
+    } else {
+        Ok(url.to_string())
+    }
 }
 
 /// Where webhooks go. With `allow_private`, local and private hosts pass (local testing).
@@ -90,7 +98,14 @@ mod tests {
 
     #[test]
     fn destinations_must_be_http_or_https_with_a_host() {
-        assert!(parse_destination("https://example.com/product?x=1").is_ok());
+        assert_eq!(
+            parse_destination(" https://example.com/product?x=1").unwrap(),
+            "https://example.com/product?x=1"
+        );
+        assert_eq!(
+            parse_destination("https://example.com/a b").unwrap(),
+            "https://example.com/a%20b"
+        );
         assert_eq!(
             parse_destination("ftp://example.com"),
             Err(InvalidUrl::Scheme("ftp".into()))

@@ -1,1 +1,61 @@
-//! placeholder during bootstrap
+//! Fan-out workers: one raw event from `{ns}.fanout` becomes one delivery job per enabled
+//! endpoint of its workspace subscribed to its type.
+//!
+//! Order of effects, so nothing is lost: deliveries are recorded in Postgres, every job is
+//! published and confirmed, the event's Redis key is marked done, and only then is the message
+//! acknowledged. A crash in between means the message comes back; the deliveries already in
+//! Postgres are found again (unique per event × endpoint) and duplicate jobs are absorbed by the
+//! senders' idempotency keys.
+
+mod handler;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
+use linkkit_cache::Idempotency;
+use linkkit_store::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use handler::FanoutHandler;
+
+#[derive(Debug, Clone)]
+pub struct FanoutSettings {
+    pub prefetch: u16,
+    pub concurrency: usize,
+}
+
+impl Default for FanoutSettings {
+    fn default() -> Self {
+        Self {
+            prefetch: 64,
+            concurrency: 32,
+        }
+    }
+}
+
+/// Consumes the fan-out queue until `shutdown` fires.
+pub async fn run(
+    broker: Broker,
+    topology: Topology,
+    pool: PgPool,
+    idempotency: Idempotency,
+    settings: FanoutSettings,
+    shutdown: CancellationToken,
+) {
+    let namespace = topology.namespace.clone();
+    let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
+    let handler = Arc::new(FanoutHandler {
+        pool,
+        publisher: publisher.clone(),
+        idempotency,
+        namespace: namespace.clone(),
+    });
+    let consumer = ConsumerSettings {
+        queue: namespace.fanout_queue(),
+        prefetch: settings.prefetch,
+        concurrency: settings.concurrency,
+        dead_queue: namespace.dead_queue(),
+    };
+    run_consumer(broker, topology, consumer, publisher, handler, shutdown).await;
+}

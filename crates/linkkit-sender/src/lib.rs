@@ -1,1 +1,68 @@
-//! placeholder during bootstrap
+//! Sender workers: one delivery job → one signed HTTP attempt → acknowledge, schedule a retry,
+//! or dead-letter.
+//!
+//! A job is acknowledged only once everything it caused is durable: the attempt recorded in
+//! Postgres, and the retry or dead-letter copy confirmed by the broker. The Redis key of the
+//! delivery (per generation) is claimed before the POST and marked done after it, so a
+//! redelivered or duplicated job is never POSTed twice and two senders never POST the same job
+//! at once. One slow endpoint only ever holds one of the many attempts in flight.
+
+mod attempt;
+mod client;
+mod handler;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
+use linkkit_cache::Idempotency;
+use linkkit_core::retry::RetrySchedule;
+use linkkit_store::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use attempt::{AttemptOutcome, USER_AGENT};
+pub use client::build_client;
+pub use handler::SenderHandler;
+
+#[derive(Debug, Clone)]
+pub struct SenderSettings {
+    pub schedule: RetrySchedule,
+    /// `LINKKIT_DELIVERY_TIMEOUT`: the whole attempt, connect to last byte read.
+    pub timeout: Duration,
+    /// `LINKKIT_DISABLE_AFTER`: failing this long since the last success disables an endpoint.
+    pub disable_after: Duration,
+    /// `LINKKIT_ALLOW_PRIVATE_TARGETS`.
+    pub allow_private_targets: bool,
+    pub prefetch: u16,
+    /// Attempts in flight at once in this process.
+    pub concurrency: usize,
+}
+
+/// Consumes the deliveries queue until `shutdown` fires.
+pub async fn run(
+    broker: Broker,
+    topology: Topology,
+    pool: PgPool,
+    idempotency: Idempotency,
+    settings: SenderSettings,
+    shutdown: CancellationToken,
+) {
+    let namespace = topology.namespace.clone();
+    let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
+    let consumer = ConsumerSettings {
+        queue: namespace.deliveries(),
+        prefetch: settings.prefetch,
+        concurrency: settings.concurrency,
+        dead_queue: namespace.dead_queue(),
+    };
+    let handler = Arc::new(SenderHandler {
+        client: build_client(&settings),
+        pool,
+        publisher: publisher.clone(),
+        idempotency,
+        namespace,
+        settings,
+    });
+    run_consumer(broker, topology, consumer, publisher, handler, shutdown).await;
+}

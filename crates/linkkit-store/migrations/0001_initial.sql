@@ -75,6 +75,8 @@ CREATE TABLE deliveries (
     status           TEXT NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending', 'succeeded', 'failed', 'dead')),
     attempt_count    INTEGER NOT NULL DEFAULT 0,
+    -- 0 as fanned out, +1 per resend or replay (part of the sender's idempotency key).
+    generation       INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  TIMESTAMPTZ,
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     delivered_at     TIMESTAMPTZ,

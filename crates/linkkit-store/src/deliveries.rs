@@ -37,6 +37,7 @@ impl DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub id: String,
+    pub generation: i32,
     pub workspace_id: String,
     pub event_id: String,
     pub event_type: String,
@@ -217,6 +218,47 @@ pub async fn attempts(pool: &PgPool, id: &DeliveryId) -> Result<Vec<AttemptRow>,
          WHERE delivery_id = $1 ORDER BY id",
     )
     .bind(id.as_str())
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The event a delivery carries.
+pub async fn event_of(
+    pool: &PgPool,
+    delivery: &DeliveryRow,
+) -> Result<Option<Envelope>, StoreError> {
+    let row: Option<(serde_json::Value,)> =
+        sqlx::query_as("SELECT payload FROM events WHERE id = $1")
+            .bind(&delivery.event_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(payload,)| serde_json::from_value(payload).ok()))
+}
+
+/// Starts a new generation of a delivery (resend, replay): back to `pending`, and the number
+/// of the generation to send.
+pub async fn start_generation(pool: &PgPool, delivery_id: &DeliveryId) -> Result<u32, StoreError> {
+    let (generation,): (i32,) = sqlx::query_as(
+        "UPDATE deliveries SET generation = generation + 1, status = 'pending', next_attempt_at = NULL \
+         WHERE id = $1 RETURNING generation",
+    )
+    .bind(delivery_id.as_str())
+    .fetch_one(pool)
+    .await?;
+    Ok(generation as u32)
+}
+
+/// Every dead delivery of an endpoint, oldest first.
+pub async fn dead_for_endpoint(
+    pool: &PgPool,
+    workspace_id: &WorkspaceId,
+    endpoint_id: &EndpointId,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE workspace_id = $1 AND endpoint_id = $2 AND status = 'dead' ORDER BY id"
+    ))
+    .bind(workspace_id.as_str())
+    .bind(endpoint_id.as_str())
     .fetch_all(pool)
     .await?)
 }

@@ -152,3 +152,22 @@ pub async fn disable(pool: &PgPool, id: &EndpointId, reason: &str) -> Result<(),
         .await?;
     Ok(())
 }
+
+/// Makes `new_secret` the signing secret; the current one keeps signing until `overlap_until`.
+pub async fn rotate_secret(
+    pool: &PgPool,
+    endpoint: &EndpointRow,
+    new_secret: &str,
+    overlap_until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = $3, secret = $2, \
+         updated_at = now() WHERE id = $1",
+    )
+    .bind(&endpoint.id)
+    .bind(new_secret)
+    .bind(overlap_until)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

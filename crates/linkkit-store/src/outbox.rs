@@ -19,6 +19,7 @@ pub struct OutboxRow {
     pub seq: i64,
     pub workspace_id: String,
     pub payload: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub async fn enqueue(
@@ -42,7 +43,7 @@ pub async fn enqueue(
 /// The oldest unpublished rows, locked for this transaction.
 pub async fn claim_batch(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT seq, workspace_id, payload FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "SELECT seq, workspace_id, payload, created_at FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
     .fetch_all(tx)

@@ -1,0 +1,341 @@
+//! `/api/v1/links`: create, list, fetch, update and delete short links.
+//!
+//! Each change and its `link.*` event are committed together through the outbox.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, SubsecRound, Utc};
+use linkkit_core::event::{rfc3339_seconds, LinkUpdate};
+use linkkit_core::slug::Slug;
+use linkkit_core::url_rules::parse_destination;
+use linkkit_core::{Envelope, EventType, LinkId};
+use linkkit_store::links::{self, LinkRow};
+use linkkit_store::{outbox, StoreError};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::auth::Workspace;
+use crate::extract::{present, JsonBody, RawQuery};
+use crate::views::{link_state, LinkView, ListView};
+use crate::{ApiError, AppState};
+
+const MAX_TEXT_LENGTH: usize = 200;
+const MAX_TAGS: usize = 20;
+const MAX_TAG_LENGTH: usize = 50;
+/// Generated slugs collide rarely; a few fresh tries make a collision invisible.
+const GENERATED_SLUG_TRIES: usize = 5;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/links", get(list_links).post(create_link))
+        .route(
+            "/links/{id}",
+            get(get_link).patch(update_link).delete(delete_link),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateLink {
+    destination_url: String,
+    slug: Option<String>,
+    segment: Option<String>,
+    campaign: Option<String>,
+    tags: Option<Vec<String>>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+async fn create_link(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    JsonBody(request): JsonBody<CreateLink>,
+) -> Result<(StatusCode, Json<LinkView>), ApiError> {
+    let destination_url = valid_destination(&request.destination_url)?;
+    let chosen_slug = request.slug.as_deref().map(valid_slug).transpose()?;
+    let segment = valid_text("segment", request.segment)?;
+    let campaign = valid_text("campaign", request.campaign)?;
+    let tags = valid_tags(request.tags.unwrap_or_default())?;
+    let expires_at = valid_expiry(request.expires_at)?;
+    let now = Utc::now().trunc_subsecs(6);
+
+    for _ in 0..GENERATED_SLUG_TRIES {
+        let row = LinkRow {
+            id: LinkId::generate().to_string(),
+            workspace_id: workspace.to_string(),
+            slug: chosen_slug
+                .clone()
+                .unwrap_or_else(Slug::generate)
+                .to_string(),
+            destination_url: destination_url.clone(),
+            segment: segment.clone(),
+            campaign: campaign.clone(),
+            tags: tags.clone(),
+            expires_at,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            clicks: 0,
+            scans: 0,
+        };
+        let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+        match links::insert(&mut tx, &row).await {
+            Err(StoreError::SlugTaken) if chosen_slug.is_none() => continue,
+            Err(StoreError::SlugTaken) => {
+                return Err(ApiError::Conflict(format!(
+                    "the slug `{}` is already taken",
+                    row.slug
+                )))
+            }
+            other => other?,
+        }
+        let event = Envelope::new(EventType::LinkCreated, link_state(&row, &state.config));
+        outbox::enqueue(&mut tx, &workspace, &event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        return Ok((StatusCode::CREATED, Json(LinkView::new(row, &state.config))));
+    }
+    Err(ApiError::Conflict(
+        "could not find a free slug; choose one with `slug`".into(),
+    ))
+}
+
+async fn list_links(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    query: RawQuery,
+) -> Result<Json<ListView<LinkView>>, ApiError> {
+    let params = query.list_params()?;
+    let page = links::list(
+        &state.pool,
+        &workspace,
+        params.limit,
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(ListView::from_page(page, |row| {
+        LinkView::new(row, &state.config)
+    })))
+}
+
+async fn get_link(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<LinkView>, ApiError> {
+    let id = link_id(&id)?;
+    let row = links::get(&state.pool, &workspace, &id)
+        .await?
+        .ok_or(ApiError::NotFound("link"))?;
+    Ok(Json(LinkView::new(row, &state.config)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateLink {
+    destination_url: Option<String>,
+    slug: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    segment: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    campaign: Option<Option<String>>,
+    tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+async fn update_link(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<UpdateLink>,
+) -> Result<Json<LinkView>, ApiError> {
+    let id = link_id(&id)?;
+    // Validate everything before touching the database.
+    let destination_url = request
+        .destination_url
+        .as_deref()
+        .map(valid_destination)
+        .transpose()?;
+    let slug = request
+        .slug
+        .as_deref()
+        .map(valid_slug)
+        .transpose()?
+        .map(|s| s.to_string());
+    let segment = request
+        .segment
+        .map(|s| valid_text("segment", s))
+        .transpose()?;
+    let campaign = request
+        .campaign
+        .map(|c| valid_text("campaign", c))
+        .transpose()?;
+    let tags = request.tags.map(valid_tags).transpose()?;
+    let expires_at = request.expires_at.map(valid_expiry).transpose()?;
+
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let before = links::lock(&mut tx, &workspace, &id)
+        .await?
+        .ok_or(ApiError::NotFound("link"))?;
+    let mut after = before.clone();
+    let mut previous = Map::new();
+    let mut change = |field: &str, old: Value, new: Value| {
+        if old != new {
+            previous.insert(field.to_owned(), old);
+        }
+    };
+    if let Some(value) = destination_url {
+        change(
+            "destination_url",
+            before.destination_url.clone().into(),
+            value.clone().into(),
+        );
+        after.destination_url = value;
+    }
+    if let Some(value) = slug {
+        change("slug", before.slug.clone().into(), value.clone().into());
+        after.slug = value;
+    }
+    if let Some(value) = segment {
+        change(
+            "segment",
+            before.segment.clone().into(),
+            value.clone().into(),
+        );
+        after.segment = value;
+    }
+    if let Some(value) = campaign {
+        change(
+            "campaign",
+            before.campaign.clone().into(),
+            value.clone().into(),
+        );
+        after.campaign = value;
+    }
+    if let Some(value) = tags {
+        change("tags", before.tags.clone().into(), value.clone().into());
+        after.tags = value;
+    }
+    if let Some(value) = expires_at {
+        change(
+            "expires_at",
+            time_value(before.expires_at),
+            time_value(value),
+        );
+        after.expires_at = value;
+    }
+    if previous.is_empty() {
+        // Nothing changed: no write, no event (as Stripe does).
+        return Ok(Json(LinkView::new(before, &state.config)));
+    }
+    after.updated_at = Utc::now().trunc_subsecs(6);
+    links::update(&mut tx, &after)
+        .await
+        .map_err(|error| match error {
+            StoreError::SlugTaken => {
+                ApiError::Conflict(format!("the slug `{}` is already taken", after.slug))
+            }
+            other => other.into(),
+        })?;
+    let update = LinkUpdate {
+        link: link_state(&after, &state.config),
+        changed_fields: previous.keys().cloned().collect(),
+        previous_attributes: previous,
+    };
+    outbox::enqueue(
+        &mut tx,
+        &workspace,
+        &Envelope::new(EventType::LinkUpdated, update),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Json(LinkView::new(after, &state.config)))
+}
+
+async fn delete_link(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = link_id(&id)?;
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let mut link = links::lock(&mut tx, &workspace, &id)
+        .await?
+        .ok_or(ApiError::NotFound("link"))?;
+    let now = Utc::now().trunc_subsecs(6);
+    link.deleted_at = Some(now);
+    link.updated_at = now;
+    links::update(&mut tx, &link).await?;
+    let event = Envelope::new(EventType::LinkDeleted, link_state(&link, &state.config));
+    outbox::enqueue(&mut tx, &workspace, &event).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A timestamp as events show it, or `null`.
+fn time_value(time: Option<DateTime<Utc>>) -> Value {
+    time.map(|t| rfc3339_seconds::format(&t)).into()
+}
+
+fn link_id(text: &str) -> Result<LinkId, ApiError> {
+    LinkId::parse(text).map_err(|_| ApiError::NotFound("link"))
+}
+
+fn valid_destination(text: &str) -> Result<String, ApiError> {
+    parse_destination(text).map_err(|error| {
+        ApiError::invalid(
+            "invalid_destination_url",
+            format!("destination_url: {error}"),
+        )
+    })
+}
+
+fn valid_slug(text: &str) -> Result<Slug, ApiError> {
+    Slug::parse(text).map_err(|error| ApiError::invalid("invalid_slug", format!("slug: {error}")))
+}
+
+/// Optional free text: trimmed, empty means unset, at most 200 characters.
+fn valid_text(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT_LENGTH => Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field}: at most {MAX_TEXT_LENGTH} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn valid_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::invalid(
+            "invalid_tags",
+            format!("tags: at most {MAX_TAGS} tags"),
+        ));
+    }
+    let mut cleaned: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let tag = tag.trim().to_owned();
+        if tag.is_empty() || tag.chars().count() > MAX_TAG_LENGTH {
+            return Err(ApiError::invalid(
+                "invalid_tags",
+                format!("tags: each tag has 1 to {MAX_TAG_LENGTH} characters"),
+            ));
+        }
+        if !cleaned.contains(&tag) {
+            cleaned.push(tag);
+        }
+    }
+    Ok(cleaned)
+}
+
+fn valid_expiry(expires_at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match expires_at {
+        Some(t) if t <= Utc::now() => Err(ApiError::invalid(
+            "invalid_expires_at",
+            "expires_at: must be in the future",
+        )),
+        other => Ok(other.map(|t| t.trunc_subsecs(6))),
+    }
+}

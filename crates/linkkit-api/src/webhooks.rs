@@ -1,0 +1,271 @@
+//! `/api/v1/webhooks`: endpoints, their signing secrets, and test events.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Duration, SubsecRound, Utc};
+use linkkit_core::signing::WebhookSecret;
+use linkkit_core::url_rules::parse_endpoint_url;
+use linkkit_core::{EndpointId, EventType, WorkspaceId};
+use linkkit_store::endpoints::{self, EndpointRow};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Workspace;
+use crate::extract::{JsonBody, OptionalJsonBody, RawQuery};
+use crate::views::{DeliveryView, EndpointView, ListView};
+use crate::{deliveries, ApiError, AppState};
+
+const MAX_DESCRIPTION_LENGTH: usize = 500;
+/// How long a rotated-out secret keeps signing beside the new one.
+pub const ROTATION_OVERLAP_HOURS: i64 = 24;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks", get(list_endpoints).post(create_endpoint))
+        .route(
+            "/webhooks/{id}",
+            get(get_endpoint)
+                .patch(update_endpoint)
+                .delete(delete_endpoint),
+        )
+        .route("/webhooks/{id}/secret", get(get_secret))
+        .route("/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/webhooks/{id}/test", post(send_test_event))
+        .route(
+            "/webhooks/{id}/deliveries",
+            get(deliveries::list_for_endpoint),
+        )
+        .route("/webhooks/{id}/replay", post(deliveries::replay_dead))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEndpoint {
+    url: String,
+    events: Vec<String>,
+    description: Option<String>,
+}
+
+async fn create_endpoint(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    JsonBody(request): JsonBody<CreateEndpoint>,
+) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
+    let url = valid_url(&request.url, state.config.allow_private_targets)?;
+    let events = valid_events(&request.events)?;
+    let description = valid_description(request.description)?;
+    let now = Utc::now().trunc_subsecs(6);
+    let row = EndpointRow {
+        id: EndpointId::generate().to_string(),
+        workspace_id: workspace.to_string(),
+        url,
+        events,
+        description,
+        enabled: true,
+        disabled_reason: None,
+        secret: WebhookSecret::generate().expose(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        created_at: now,
+        updated_at: now,
+        last_success_at: None,
+    };
+    endpoints::insert(&state.pool, &row).await?;
+    Ok((StatusCode::CREATED, Json(EndpointView::with_secret(row))))
+}
+
+async fn list_endpoints(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    query: RawQuery,
+) -> Result<Json<ListView<EndpointView>>, ApiError> {
+    let params = query.list_params()?;
+    let page = endpoints::list(
+        &state.pool,
+        &workspace,
+        params.limit,
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(ListView::from_page(page, EndpointView::new)))
+}
+
+async fn get_endpoint(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointView>, ApiError> {
+    Ok(Json(EndpointView::new(
+        find(&state, &workspace, &id).await?,
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateEndpoint {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    description: Option<String>,
+    enabled: Option<bool>,
+}
+
+async fn update_endpoint(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<UpdateEndpoint>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let url = request
+        .url
+        .as_deref()
+        .map(|u| valid_url(u, state.config.allow_private_targets))
+        .transpose()?;
+    let events = request.events.as_deref().map(valid_events).transpose()?;
+    let description = request
+        .description
+        .map(|d| valid_description(Some(d)))
+        .transpose()?;
+    let mut row = find(&state, &workspace, &id).await?;
+    if let Some(url) = url {
+        row.url = url;
+    }
+    if let Some(events) = events {
+        row.events = events;
+    }
+    if let Some(description) = description {
+        row.description = description;
+    }
+    match request.enabled {
+        Some(true) => {
+            row.enabled = true;
+            row.disabled_reason = None;
+        }
+        Some(false) if row.enabled => {
+            row.enabled = false;
+            row.disabled_reason = Some("disabled through the API".into());
+        }
+        _ => {}
+    }
+    row.updated_at = Utc::now().trunc_subsecs(6);
+    endpoints::update(&state.pool, &row).await?;
+    Ok(Json(EndpointView::new(row)))
+}
+
+async fn delete_endpoint(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = endpoint_id(&id)?;
+    if endpoints::delete(&state.pool, &workspace, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("endpoint"))
+    }
+}
+
+async fn get_secret(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = find(&state, &workspace, &id).await?;
+    Ok(Json(json!({ "secret": row.secret })))
+}
+
+async fn rotate_secret(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = find(&state, &workspace, &id).await?;
+    let secret = WebhookSecret::generate().expose();
+    let overlap_until = Utc::now() + Duration::hours(ROTATION_OVERLAP_HOURS);
+    endpoints::rotate_secret(&state.pool, &row, &secret, overlap_until).await?;
+    Ok(Json(json!({
+        "secret": secret,
+        "previous_secret_expires_at": linkkit_core::event::rfc3339_seconds::format(&overlap_until),
+    })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestEvent {
+    event: Option<String>,
+}
+
+/// Sends a sample event to this endpoint only, whatever it subscribes to.
+async fn send_test_event(
+    State(state): State<AppState>,
+    Workspace(workspace): Workspace,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<TestEvent>,
+) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
+    let row = find(&state, &workspace, &id).await?;
+    let event_type = match body.event {
+        None => EventType::LinkCreated,
+        Some(name) => name
+            .parse()
+            .map_err(|e: linkkit_core::event::UnknownEventType| {
+                ApiError::invalid("invalid_event", format!("event: {e}"))
+            })?,
+    };
+    let event = linkkit_core::event::sample(event_type);
+    let endpoint = endpoint_id(&row.id)?;
+    let delivery = deliveries::enqueue_new(&state, &workspace, &event, &endpoint).await?;
+    Ok((StatusCode::ACCEPTED, Json(delivery)))
+}
+
+pub(crate) async fn find(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    id: &str,
+) -> Result<EndpointRow, ApiError> {
+    let id = endpoint_id(id)?;
+    endpoints::get(&state.pool, workspace, &id)
+        .await?
+        .ok_or(ApiError::NotFound("endpoint"))
+}
+
+pub(crate) fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
+    EndpointId::parse(text).map_err(|_| ApiError::NotFound("endpoint"))
+}
+
+fn valid_url(text: &str, allow_private: bool) -> Result<String, ApiError> {
+    parse_endpoint_url(text, allow_private)
+        .map(|url| url.to_string())
+        .map_err(|error| ApiError::invalid("invalid_url", format!("url: {error}")))
+}
+
+/// A non-empty list of known event names; repeats are dropped.
+fn valid_events(names: &[String]) -> Result<Vec<String>, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_events",
+            "events: subscribe to at least one event",
+        ));
+    }
+    let mut events: Vec<EventType> = Vec::with_capacity(names.len());
+    for name in names {
+        let event = name
+            .parse::<EventType>()
+            .map_err(|error| ApiError::invalid("invalid_events", format!("events: {error}")))?;
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+    Ok(events.into_iter().map(|e| e.as_str().to_owned()).collect())
+}
+
+fn valid_description(description: Option<String>) -> Result<String, ApiError> {
+    let description = description.unwrap_or_default().trim().to_owned();
+    if description.chars().count() > MAX_DESCRIPTION_LENGTH {
+        return Err(ApiError::invalid(
+            "invalid_description",
+            format!("description: at most {MAX_DESCRIPTION_LENGTH} characters"),
+        ));
+    }
+    Ok(description)
+}

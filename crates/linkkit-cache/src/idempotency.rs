@@ -1,0 +1,151 @@
+//! Claim-then-finish idempotency keys.
+//!
+//! Before doing a piece of work a worker *claims* its key (`SET NX` with a TTL longer than the
+//! work can take); when the work is durable it *finishes* the key (a long-lived `done`); if the
+//! work failed and will be retried it *releases* the claim. A second worker that finds a claim
+//! knows the work is in flight elsewhere; one that finds `done` skips it.
+//!
+//! The claim must outlive the work it guards, or a second worker would start it again while the
+//! first is still at it: callers pass a TTL of the work's timeout plus a margin.
+
+use std::time::Duration;
+
+use deadpool_redis::Pool;
+use linkkit_core::Namespace;
+
+use crate::{query, CacheError};
+
+const IN_FLIGHT: &str = "in-flight";
+const DONE: &str = "done";
+
+/// What to do with a piece of work, according to its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextAction {
+    /// The claim is ours: do the work.
+    Proceed,
+    /// Another worker holds the claim right now.
+    InFlightElsewhere,
+    /// The work was already done.
+    AlreadyDone,
+}
+
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pool: Pool,
+    namespace: Namespace,
+}
+
+impl Idempotency {
+    pub fn new(pool: Pool, namespace: Namespace) -> Self {
+        Self { pool, namespace }
+    }
+
+    /// The full Redis key of `parts` under this namespace.
+    pub fn key(&self, parts: &[&str]) -> String {
+        self.namespace.redis_key(parts)
+    }
+
+    pub async fn claim(&self, key: &str, claim_ttl: Duration) -> Result<NextAction, CacheError> {
+        let mut set = redis::cmd("SET");
+        set.arg(key)
+            .arg(IN_FLIGHT)
+            .arg("NX")
+            .arg("PX")
+            .arg(claim_ttl.as_millis() as u64);
+        let claimed: Option<String> = query(&self.pool, &set).await?;
+        if claimed.is_some() {
+            return Ok(NextAction::Proceed);
+        }
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        let current: Option<String> = query(&self.pool, &get).await?;
+        Ok(match current.as_deref() {
+            Some(DONE) => NextAction::AlreadyDone,
+            Some(_) => NextAction::InFlightElsewhere,
+            // The claim expired between the two calls: try once more.
+            None => {
+                let claimed: Option<String> = query(&self.pool, &set).await?;
+                if claimed.is_some() {
+                    NextAction::Proceed
+                } else {
+                    NextAction::InFlightElsewhere
+                }
+            }
+        })
+    }
+
+    /// Marks the work done for `done_ttl`.
+    pub async fn finish(&self, key: &str, done_ttl: Duration) -> Result<(), CacheError> {
+        let mut set = redis::cmd("SET");
+        set.arg(key)
+            .arg(DONE)
+            .arg("PX")
+            .arg(done_ttl.as_millis() as u64);
+        query::<()>(&self.pool, &set).await
+    }
+
+    /// Gives the claim up so a later attempt can take it.
+    pub async fn release(&self, key: &str) -> Result<(), CacheError> {
+        let mut del = redis::cmd("DEL");
+        del.arg(key);
+        query::<()>(&self.pool, &del).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idempotency() -> Idempotency {
+        let url = std::env::var("LINKKIT_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        let namespace = format!("test-{}", uuid::Uuid::now_v7().simple());
+        Idempotency::new(
+            crate::connect(&url).unwrap(),
+            Namespace::parse(&namespace).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_claimed_key_is_in_flight_for_others_until_finished_or_released() {
+        let keys = idempotency();
+        let key = keys.key(&["delivery", "dlv_1"]);
+        let ttl = Duration::from_secs(30);
+        assert_eq!(keys.claim(&key, ttl).await.unwrap(), NextAction::Proceed);
+        assert_eq!(
+            keys.claim(&key, ttl).await.unwrap(),
+            NextAction::InFlightElsewhere
+        );
+        keys.release(&key).await.unwrap();
+        assert_eq!(keys.claim(&key, ttl).await.unwrap(), NextAction::Proceed);
+        keys.finish(&key, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            keys.claim(&key, ttl).await.unwrap(),
+            NextAction::AlreadyDone
+        );
+        keys.release(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_expired_claim_can_be_taken_again() {
+        let keys = idempotency();
+        let key = keys.key(&["fanout", "evt_1"]);
+        assert_eq!(
+            keys.claim(&key, Duration::from_millis(50)).await.unwrap(),
+            NextAction::Proceed
+        );
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(
+            keys.claim(&key, Duration::from_secs(5)).await.unwrap(),
+            NextAction::Proceed
+        );
+        keys.release(&key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_an_error_not_a_hang() {
+        let pool = crate::connect("redis://127.0.0.1:1/0").unwrap();
+        let keys = Idempotency::new(pool, Namespace::parse("t").unwrap());
+        assert!(keys.claim("t:x", Duration::from_secs(1)).await.is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! One event → one job per subscribed endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use linkkit_bus::{
+    header_string, Handled, Handler, Message, Outgoing, Publisher, OCCURRED_AT_HEADER,
+    WORKSPACE_HEADER,
+};
+use linkkit_cache::{Idempotency, NextAction};
+use linkkit_core::{DeliveryJob, Envelope, Namespace, WorkspaceId};
+use linkkit_store::{deliveries, endpoints, PgPool};
+
+use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT};
+
+/// Longer than fanning out one event can take (database + confirms), with margin.
+const CLAIM_TTL: Duration = Duration::from_secs(60);
+/// How long a fanned-out event is remembered, to absorb republished duplicates.
+const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug)]
+pub struct FanoutHandler {
+    pub pool: PgPool,
+    pub publisher: Arc<Publisher>,
+    pub idempotency: Idempotency,
+    pub namespace: Namespace,
+}
+
+impl Handler for FanoutHandler {
+    async fn handle(&self, message: Message) -> Handled {
+        let workspace_id = match header_string(message.headers.as_ref(), WORKSPACE_HEADER)
+            .map(|h| WorkspaceId::parse(&h))
+        {
+            Some(Ok(id)) => id,
+            Some(Err(error)) => {
+                return Handled::Poison(format!("bad {WORKSPACE_HEADER} header: {error}"))
+            }
+            None => return Handled::Poison(format!("no {WORKSPACE_HEADER} header")),
+        };
+        let event: Envelope = match serde_json::from_slice(&message.body) {
+            Ok(event) => event,
+            Err(error) => return Handled::Poison(format!("not an event envelope: {error}")),
+        };
+        let occurred_at = header_string(message.headers.as_ref(), OCCURRED_AT_HEADER)
+            .and_then(|ms| ms.parse::<i64>().ok())
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or(event.timestamp);
+        self.fan_out(&workspace_id, &event, occurred_at).await
+    }
+}
+
+impl FanoutHandler {
+    #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event))]
+    async fn fan_out(
+        &self,
+        workspace_id: &WorkspaceId,
+        event: &Envelope,
+        occurred_at: DateTime<Utc>,
+    ) -> Handled {
+        let key = self.idempotency.key(&["fanout", event.id.as_str()]);
+        // Without Redis the work still happens: Postgres finds existing deliveries and the
+        // senders absorb duplicate jobs, so an outage costs duplicates checks, not events.
+        let claimed = match self.idempotency.claim(&key, CLAIM_TTL).await {
+            Ok(NextAction::AlreadyDone) => {
+                EVENTS_FANNED_OUT.with_label_values(&["duplicate"]).inc();
+                return Handled::Done;
+            }
+            Ok(NextAction::InFlightElsewhere) => {
+                EVENTS_FANNED_OUT.with_label_values(&["requeued"]).inc();
+                return Handled::Requeue("another worker is fanning this event out".into());
+            }
+            Ok(NextAction::Proceed) => true,
+            Err(error) => {
+                tracing::warn!(error = %error, "Redis unavailable; fanning out without the done marker");
+                false
+            }
+        };
+        let outcome = self.publish_jobs(workspace_id, event, occurred_at).await;
+        if claimed {
+            let marked = match &outcome {
+                Handled::Done => self.idempotency.finish(&key, DONE_TTL).await,
+                _ => self.idempotency.release(&key).await,
+            };
+            if let Err(error) = marked {
+                tracing::warn!(error = %error, "could not update the fan-out key");
+            }
+        }
+        outcome
+    }
+
+    async fn publish_jobs(
+        &self,
+        workspace_id: &WorkspaceId,
+        event: &Envelope,
+        occurred_at: DateTime<Utc>,
+    ) -> Handled {
+        let subscribed = match endpoints::subscribed(&self.pool, workspace_id, event.event).await {
+            Ok(subscribed) => subscribed,
+            Err(error) => return Handled::Requeue(format!("endpoint lookup failed: {error}")),
+        };
+        if subscribed.is_empty() {
+            EVENTS_FANNED_OUT
+                .with_label_values(&["no_subscribers"])
+                .inc();
+            return Handled::Done;
+        }
+        let created = match deliveries::create_for_event(
+            &self.pool,
+            workspace_id,
+            event,
+            &subscribed,
+        )
+        .await
+        {
+            Ok(created) => created,
+            Err(error) => return Handled::Requeue(format!("recording deliveries failed: {error}")),
+        };
+        let jobs: Vec<Outgoing> = created
+            .into_iter()
+            .map(|(delivery_id, endpoint_id)| {
+                let job = DeliveryJob {
+                    delivery_id,
+                    workspace_id: workspace_id.clone(),
+                    endpoint_id,
+                    attempt: 1,
+                    generation: 0,
+                    event_time: occurred_at,
+                    event: event.clone(),
+                };
+                Outgoing::job(&self.namespace, &job)
+            })
+            .collect();
+        if let Err(error) = self.publisher.publish_all(&jobs).await {
+            return Handled::Requeue(format!("publishing jobs failed: {error}"));
+        }
+        JOBS_FANNED_OUT.inc_by(jobs.len() as u64);
+        EVENTS_FANNED_OUT.with_label_values(&["fanned_out"]).inc();
+        tracing::debug!(jobs = jobs.len(), "event fanned out");
+        Handled::Done
+    }
+}

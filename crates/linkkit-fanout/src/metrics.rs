@@ -1,0 +1,22 @@
+//! Fan-out metrics.
+
+use std::sync::LazyLock;
+
+use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
+
+pub static JOBS_FANNED_OUT: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "linkkit_jobs_fanned_out_total",
+        "Delivery jobs published by fan-out workers."
+    )
+    .expect("metric registers once")
+});
+
+pub static EVENTS_FANNED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_fanout_events_total",
+        "Events handled by fan-out workers, by outcome (fanned_out, no_subscribers, duplicate, requeued).",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});

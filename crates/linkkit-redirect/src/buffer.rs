@@ -1,0 +1,157 @@
+//! The bounded buffer between redirects and the broker.
+//!
+//! `EventBuffer::offer` never waits: it queues the event or, when the buffer is full, drops it
+//! and counts the drop. One background task drains the buffer in batches through a confirmed
+//! publisher; while the broker is away it keeps the batch in hand and retries, so events that
+//! fit in the buffer survive a broker restart.
+
+use std::time::Duration;
+
+use linkkit_bus::metrics::MESSAGES_PUBLISHED;
+use linkkit_bus::{Outgoing, Publisher};
+use linkkit_core::{Envelope, Namespace, WorkspaceId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{EVENTS_BUFFERED, EVENTS_DROPPED};
+
+const MAX_BATCH: usize = 256;
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// How long a stopping process keeps trying to publish what it holds.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+struct Buffered {
+    workspace_id: WorkspaceId,
+    event: Envelope,
+}
+
+/// The redirect's handle on the buffer.
+#[derive(Clone)]
+pub struct EventBuffer {
+    sender: mpsc::Sender<Buffered>,
+}
+
+impl std::fmt::Debug for EventBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBuffer")
+            .field("capacity", &self.sender.max_capacity())
+            .finish()
+    }
+}
+
+/// The publisher's end of the buffer.
+pub struct EventBufferReceiver(mpsc::Receiver<Buffered>);
+
+impl std::fmt::Debug for EventBufferReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventBufferReceiver")
+    }
+}
+
+impl EventBuffer {
+    pub fn new(capacity: usize) -> (Self, EventBufferReceiver) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        (Self { sender }, EventBufferReceiver(receiver))
+    }
+
+    /// Queues an event without waiting; false (and counted) when it had to be dropped.
+    pub fn offer(&self, workspace_id: WorkspaceId, event: Envelope) -> bool {
+        match self.sender.try_send(Buffered {
+            workspace_id,
+            event,
+        }) {
+            Ok(()) => {
+                EVENTS_BUFFERED.inc();
+                true
+            }
+            Err(_) => {
+                EVENTS_DROPPED.inc();
+                false
+            }
+        }
+    }
+}
+
+/// Drains the buffer into the events exchange until `shutdown`, then publishes what is left
+/// (for up to ten seconds) and returns.
+pub async fn run_buffer_publisher(
+    EventBufferReceiver(mut receiver): EventBufferReceiver,
+    publisher: &Publisher,
+    namespace: Namespace,
+    shutdown: CancellationToken,
+) {
+    // Set when shutdown begins: the moment after which unpublishable events are given up.
+    let mut give_up_at = None;
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = receiver.recv() => match next {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        let batch = fill_batch(first, &mut receiver);
+        publish_until_confirmed(&batch, publisher, &namespace, &shutdown, &mut give_up_at).await;
+    }
+    receiver.close();
+    while let Some(first) = receiver.recv().await {
+        let batch = fill_batch(first, &mut receiver);
+        publish_until_confirmed(&batch, publisher, &namespace, &shutdown, &mut give_up_at).await;
+    }
+}
+
+fn fill_batch(first: Buffered, receiver: &mut mpsc::Receiver<Buffered>) -> Vec<Buffered> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+async fn publish_until_confirmed(
+    batch: &[Buffered],
+    publisher: &Publisher,
+    namespace: &Namespace,
+    shutdown: &CancellationToken,
+    give_up_at: &mut Option<tokio::time::Instant>,
+) {
+    let messages: Vec<Outgoing> = batch
+        .iter()
+        .map(|item| {
+            Outgoing::event(
+                namespace,
+                &item.workspace_id,
+                &item.event,
+                item.event.timestamp,
+            )
+        })
+        .collect();
+    loop {
+        match publisher.publish_all(&messages).await {
+            Ok(()) => {
+                EVENTS_BUFFERED.sub(batch.len() as i64);
+                for item in batch {
+                    MESSAGES_PUBLISHED
+                        .with_label_values(&[item.event.event.as_str(), "redirect"])
+                        .inc();
+                }
+                return;
+            }
+            Err(error) => {
+                let now = tokio::time::Instant::now();
+                if shutdown.is_cancelled() && now >= *give_up_at.get_or_insert(now + SHUTDOWN_GRACE)
+                {
+                    tracing::error!(count = batch.len(), error = %error, "dropping buffered events at shutdown");
+                    EVENTS_BUFFERED.sub(batch.len() as i64);
+                    EVENTS_DROPPED.inc_by(batch.len() as u64);
+                    return;
+                }
+                tracing::warn!(count = batch.len(), error = %error, "broker unavailable; holding events");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Redirect metrics: redirects by status, their latency, and the event buffer.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge,
+};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
+
+pub static REDIRECTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_redirects_total",
+        "Redirect requests answered, by HTTP status.",
+        &["status"]
+    )
+    .expect("metric registers once")
+});
+
+pub static REDIRECT_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "linkkit_redirect_duration_seconds",
+        "Time to answer a redirect request.",
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]
+    )
+    .expect("metric registers once")
+});
+
+pub static EVENTS_BUFFERED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "linkkit_events_buffered",
+        "Visit events waiting in the redirect's buffer for the broker."
+    )
+    .expect("metric registers once")
+});
+
+pub static EVENTS_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "linkkit_events_dropped_total",
+        "Visit events lost because the buffer was full."
+    )
+    .expect("metric registers once")
+});
+
+pub static BOT_VISITS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "linkkit_bot_visits_total",
+        "Visits by crawlers and preview bots (redirected, no event)."
+    )
+    .expect("metric registers once")
+});

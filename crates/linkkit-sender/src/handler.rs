@@ -1,0 +1,311 @@
+//! Job → claim → attempt → decision → durable effects → acknowledge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use linkkit_bus::metrics::DEAD_LETTERED;
+use linkkit_bus::{Handled, Handler, Message, Outgoing, Publisher};
+use linkkit_cache::{Idempotency, NextAction};
+use linkkit_core::retry::{decide, Decision};
+use linkkit_core::signing::WebhookSecret;
+use linkkit_core::{DeliveryJob, EndpointId, Namespace};
+use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
+use linkkit_store::endpoints::{self, EndpointRow};
+use linkkit_store::PgPool;
+use reqwest::Client;
+
+use crate::attempt::{attempt, AttemptOutcome};
+use crate::metrics::{
+    DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
+    RETRIES_SCHEDULED,
+};
+use crate::SenderSettings;
+
+/// The claim outlives the longest attempt by this much (see svix-webhooks PR #2181).
+const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+/// How long a sent delivery is remembered, to absorb redelivered duplicates.
+const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug)]
+pub struct SenderHandler {
+    pub client: Client,
+    pub pool: PgPool,
+    pub publisher: Arc<Publisher>,
+    pub idempotency: Idempotency,
+    pub namespace: Namespace,
+    pub settings: SenderSettings,
+}
+
+/// What became of the job, and so what to do with its idempotency key.
+enum Settled {
+    /// Nothing more will be sent for this generation.
+    Finished,
+    /// Another attempt will come (or this one must be redone): let it claim the key.
+    Release,
+}
+
+impl Handler for SenderHandler {
+    async fn handle(&self, message: Message) -> Handled {
+        let job: DeliveryJob = match serde_json::from_slice(&message.body) {
+            Ok(job) => job,
+            Err(error) => return Handled::Poison(format!("not a delivery job: {error}")),
+        };
+        self.deliver(job).await
+    }
+}
+
+impl SenderHandler {
+    #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, endpoint_id = %job.endpoint_id, attempt = job.attempt))]
+    async fn deliver(&self, job: DeliveryJob) -> Handled {
+        let generation = job.generation.to_string();
+        let key = self
+            .idempotency
+            .key(&["delivery", job.delivery_id.as_str(), &generation]);
+        let claimed = match self
+            .idempotency
+            .claim(&key, self.settings.timeout + CLAIM_MARGIN)
+            .await
+        {
+            Ok(NextAction::Proceed) => true,
+            Ok(NextAction::AlreadyDone) => {
+                DUPLICATES_SUPPRESSED.with_label_values(&["done"]).inc();
+                return Handled::Done;
+            }
+            Ok(NextAction::InFlightElsewhere) => {
+                // The holder settles the job; this copy waits in the shortest retry queue in
+                // case the holder dies before it does.
+                DUPLICATES_SUPPRESSED
+                    .with_label_values(&["in_flight"])
+                    .inc();
+                return self.park(&job).await;
+            }
+            Err(error) => {
+                // Deliveries must not stop when Redis does: send without the key (at least once;
+                // receivers deduplicate on webhook-id) and let /readyz and the metric say so.
+                tracing::warn!(error = %error, "Redis unavailable; sending without an idempotency key");
+                false
+            }
+        };
+        let (handled, settled) = match self.attempt_and_settle(&job).await {
+            Ok(settled) => (Handled::Done, settled),
+            Err(reason) => (Handled::Requeue(reason), Settled::Release),
+        };
+        if claimed {
+            let marked = match settled {
+                Settled::Finished => self.idempotency.finish(&key, DONE_TTL).await,
+                Settled::Release => self.idempotency.release(&key).await,
+            };
+            if let Err(error) = marked {
+                tracing::warn!(error = %error, "could not update the delivery key");
+            }
+        }
+        handled
+    }
+
+    /// Everything after the claim. `Err` means a dependency failed before the outcome was
+    /// durable: the job goes back to the queue.
+    async fn attempt_and_settle(&self, job: &DeliveryJob) -> Result<Settled, String> {
+        let endpoint = endpoints::get(&self.pool, &job.workspace_id, &job.endpoint_id)
+            .await
+            .map_err(|e| format!("endpoint lookup failed: {e}"))?;
+        let Some(endpoint) = endpoint else {
+            // The endpoint was deleted, and its deliveries with it: nothing left to do.
+            tracing::info!("dropping a job for a deleted endpoint");
+            return Ok(Settled::Finished);
+        };
+        if !endpoint.enabled {
+            let reason = format!(
+                "endpoint disabled: {}",
+                endpoint
+                    .disabled_reason
+                    .as_deref()
+                    .unwrap_or("by its owner")
+            );
+            self.dead_letter(job, reason, "disabled").await?;
+            return Ok(Settled::Finished);
+        }
+
+        let outcome = attempt(
+            &self.client,
+            &endpoint.url,
+            &job.event,
+            &signing_secrets(&endpoint),
+            self.settings.allow_private_targets,
+        )
+        .await;
+        record_metrics(&outcome);
+
+        match decide(&self.settings.schedule, job.attempt, outcome.result) {
+            Decision::Succeeded => {
+                self.record(job, &outcome, DeliveryStatus::Succeeded, None)
+                    .await?;
+                let _ = endpoints::record_success(&self.pool, &job.endpoint_id, outcome.started_at)
+                    .await;
+                let lag = (Utc::now() - job.event_time).to_std().unwrap_or_default();
+                DELIVERY_LAG.observe(lag.as_secs_f64());
+                Ok(Settled::Finished)
+            }
+            Decision::DisableEndpoint => {
+                self.record(job, &outcome, DeliveryStatus::Dead, None)
+                    .await?;
+                self.disable(&job.endpoint_id, "the endpoint answered 410 Gone", "gone")
+                    .await?;
+                self.dead_letter(job, "the endpoint answered 410 Gone".into(), "gone")
+                    .await?;
+                Ok(Settled::Finished)
+            }
+            Decision::GiveUp => {
+                self.record(job, &outcome, DeliveryStatus::Dead, None)
+                    .await?;
+                let reason = format!(
+                    "retries exhausted after {} attempts: {}",
+                    job.attempt,
+                    describe(&outcome)
+                );
+                self.dead_letter(job, reason, "exhausted").await?;
+                Ok(Settled::Finished)
+            }
+            Decision::Retry(_) if self.failing_too_long(&endpoint) => {
+                self.record(job, &outcome, DeliveryStatus::Dead, None)
+                    .await?;
+                let reason = format!(
+                    "every delivery failed for {} since the last success",
+                    linkkit_core::duration::format_duration(self.settings.disable_after)
+                );
+                self.disable(&job.endpoint_id, &reason, "failing").await?;
+                self.dead_letter(job, reason, "disabled").await?;
+                Ok(Settled::Finished)
+            }
+            Decision::Retry(wait) => {
+                let delay = self
+                    .settings
+                    .schedule
+                    .tier_for(wait, &mut rand::thread_rng());
+                let next_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                self.record(job, &outcome, DeliveryStatus::Failed, Some(next_at))
+                    .await?;
+                let retry = job.next_attempt();
+                self.publisher
+                    .publish(Outgoing::retry(&self.namespace, delay, &retry))
+                    .await
+                    .map_err(|e| format!("publishing the retry failed: {e}"))?;
+                RETRIES_SCHEDULED
+                    .with_label_values(&[&retry.attempt.to_string()])
+                    .inc();
+                Ok(Settled::Release)
+            }
+        }
+    }
+
+    fn failing_too_long(&self, endpoint: &EndpointRow) -> bool {
+        let healthy_since = endpoint.last_success_at.unwrap_or(endpoint.created_at);
+        let limit = chrono::Duration::from_std(self.settings.disable_after)
+            .unwrap_or(chrono::Duration::MAX);
+        Utc::now() - healthy_since > limit
+    }
+
+    async fn record(
+        &self,
+        job: &DeliveryJob,
+        outcome: &AttemptOutcome,
+        status: DeliveryStatus,
+        next_attempt_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<(), String> {
+        let record = AttemptRecord {
+            attempt: job.attempt,
+            at: outcome.started_at,
+            status_code: outcome.status_code,
+            duration_ms: outcome.duration.as_millis().min(i32::MAX as u128) as u32,
+            error: outcome.error.clone(),
+            response_body: outcome.response_body.clone(),
+            new_status: status,
+            next_attempt_at,
+        };
+        deliveries::record_attempt(&self.pool, &job.delivery_id, &record)
+            .await
+            .map_err(|e| format!("recording the attempt failed: {e}"))
+    }
+
+    async fn dead_letter(
+        &self,
+        job: &DeliveryJob,
+        reason: String,
+        label: &str,
+    ) -> Result<(), String> {
+        deliveries::set_status(&self.pool, &job.delivery_id, DeliveryStatus::Dead)
+            .await
+            .map_err(|e| format!("marking the delivery dead failed: {e}"))?;
+        self.publisher
+            .publish(Outgoing::dead(&self.namespace, job, reason))
+            .await
+            .map_err(|e| format!("dead-lettering failed: {e}"))?;
+        DEAD_LETTERED.with_label_values(&[label]).inc();
+        Ok(())
+    }
+
+    async fn disable(
+        &self,
+        endpoint_id: &EndpointId,
+        reason: &str,
+        label: &str,
+    ) -> Result<(), String> {
+        endpoints::disable(&self.pool, endpoint_id, reason)
+            .await
+            .map_err(|e| format!("disabling failed: {e}"))?;
+        ENDPOINTS_DISABLED.with_label_values(&[label]).inc();
+        tracing::warn!(reason, "endpoint disabled");
+        Ok(())
+    }
+
+    async fn park(&self, job: &DeliveryJob) -> Handled {
+        let Some(shortest) = self.settings.schedule.tiers().first().copied() else {
+            return Handled::Requeue("another sender holds this job".into());
+        };
+        match self
+            .publisher
+            .publish(Outgoing::retry(&self.namespace, shortest, job))
+            .await
+        {
+            Ok(()) => Handled::Done,
+            Err(error) => Handled::Requeue(format!("parking a duplicate failed: {error}")),
+        }
+    }
+}
+
+/// The current secret, and the previous one while its overlap after a rotation lasts.
+fn signing_secrets(endpoint: &EndpointRow) -> Vec<WebhookSecret> {
+    let mut secrets: Vec<WebhookSecret> =
+        WebhookSecret::parse(&endpoint.secret).into_iter().collect();
+    let previous_valid = endpoint
+        .previous_secret_expires_at
+        .is_some_and(|until| until > Utc::now());
+    if previous_valid {
+        secrets.extend(
+            endpoint
+                .previous_secret
+                .as_deref()
+                .and_then(|s| WebhookSecret::parse(s).ok()),
+        );
+    }
+    secrets
+}
+
+fn record_metrics(outcome: &AttemptOutcome) {
+    let class = match outcome.status_code {
+        Some(code) => format!("{}xx", code / 100),
+        None => "none".to_owned(),
+    };
+    let succeeded = matches!(outcome.status_code, Some(200..=299));
+    let label = if succeeded { "succeeded" } else { "failed" };
+    DELIVERY_ATTEMPTS.with_label_values(&[label, &class]).inc();
+    DELIVERY_DURATION.observe(outcome.duration.as_secs_f64());
+}
+
+fn describe(outcome: &AttemptOutcome) -> String {
+    match (&outcome.status_code, &outcome.error) {
+        (Some(code), _) => format!("last answer HTTP {code}"),
+        (None, Some(error)) => error.clone(),
+        (None, None) => "no answer".into(),
+    }
+}

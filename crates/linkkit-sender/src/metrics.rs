@@ -1,0 +1,66 @@
+//! Sender metrics. Labels stay low-cardinality: outcomes, status classes and retry tiers,
+//! never an endpoint URL or id.
+
+use std::sync::LazyLock;
+
+use prometheus::{register_histogram, register_int_counter_vec, Histogram, IntCounterVec};
+
+/// Buckets from 5 ms to 1 h, for durations and lags.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    1800.0, 3600.0,
+];
+
+pub static DELIVERY_ATTEMPTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_delivery_attempts_total",
+        "Delivery attempts, by outcome (succeeded, failed) and status class (2xx, 3xx, 4xx, 5xx, none).",
+        &["outcome", "status_class"]
+    )
+    .expect("metric registers once")
+});
+
+pub static DELIVERY_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "linkkit_delivery_duration_seconds",
+        "Time of one delivery attempt, from sending the request to reading the response.",
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("metric registers once")
+});
+
+pub static DELIVERY_LAG: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "linkkit_delivery_lag_seconds",
+        "Time from an event happening to its successful delivery.",
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("metric registers once")
+});
+
+pub static RETRIES_SCHEDULED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_retries_scheduled_total",
+        "Retries parked in a retry queue, by the attempt number that follows (2, 3, …).",
+        &["attempt"]
+    )
+    .expect("metric registers once")
+});
+
+pub static ENDPOINTS_DISABLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_endpoints_disabled_total",
+        "Endpoints disabled by the sender, by reason (gone, failing).",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+pub static DUPLICATES_SUPPRESSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_duplicate_jobs_total",
+        "Jobs not sent because their idempotency key said done or in flight.",
+        &["state"]
+    )
+    .expect("metric registers once")
+});
