@@ -1,0 +1,256 @@
+//! Wiring: which parts a command runs, on which listeners, until the shutdown token fires.
+//!
+//! Tests call [`run`] with listeners bound to port 0, exactly as `main` does with the
+//! configured addresses.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use linkkit_api::{ApiConfig, AppState};
+use linkkit_bus::{Broker, Publisher, Topology};
+use linkkit_cache::Idempotency;
+use linkkit_fanout::FanoutSettings;
+use linkkit_redirect::{EventBuffer, RedirectConfig, RedirectState};
+use linkkit_sender::SenderSettings;
+use linkkit_store::PgPool;
+use sqlx::migrate::MigrateDatabase;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, Readiness};
+use crate::config::Config;
+
+/// A deployable part, or all of them in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Redirect,
+    Fanout,
+    Sender,
+    All,
+}
+
+impl Service {
+    fn includes(self, part: Service) -> bool {
+        self == Service::All || self == part
+    }
+
+    fn uses_redis(self) -> bool {
+        self.includes(Service::Fanout) || self.includes(Service::Sender)
+    }
+}
+
+/// The sockets a process serves on; `None` for those its service does not use.
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: Option<TcpListener>,
+    pub redirect: Option<TcpListener>,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured addresses the service needs.
+    pub async fn bind(service: Service, config: &Config) -> anyhow::Result<Self> {
+        let bind = |address| async move {
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))
+        };
+        Ok(Self {
+            api: if service.includes(Service::Api) {
+                Some(bind(config.api_addr).await?)
+            } else {
+                None
+            },
+            redirect: if service.includes(Service::Redirect) {
+                Some(bind(config.redirect_addr).await?)
+            } else {
+                None
+            },
+            admin: bind(config.admin_addr).await?,
+        })
+    }
+}
+
+/// Creates the database if it does not exist, then applies every migration.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let url = config.database_url.expose();
+    if !sqlx::Postgres::database_exists(url)
+        .await
+        .context("cannot reach Postgres")?
+    {
+        sqlx::Postgres::create_database(url)
+            .await
+            .context("cannot create the database")?;
+        tracing::info!("created the database");
+    }
+    let pool = linkkit_store::connect_lazy(url, 2)?;
+    linkkit_store::migrate(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+pub fn connect_database(config: &Config) -> anyhow::Result<PgPool> {
+    Ok(linkkit_store::connect_lazy(
+        config.database_url.expose(),
+        16,
+    )?)
+}
+
+/// Runs `service` until `shutdown` fires (or one of its parts fails, which stops the others).
+pub async fn run(
+    service: Service,
+    config: Arc<Config>,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if config.allow_private_targets {
+        tracing::warn!(
+            "LINKKIT_ALLOW_PRIVATE_TARGETS is on: webhooks may go to loopback and private addresses (local testing only)"
+        );
+    }
+    let pool = connect_database(&config)?;
+    let broker = Broker::new(config.amqp_url.expose());
+    let topology = Topology::new(config.namespace.clone(), config.retry_schedule.tiers());
+    let redis = if service.uses_redis() {
+        Some(linkkit_cache::connect(config.redis_url.expose())?)
+    } else {
+        None
+    };
+
+    let mut tasks = JoinSet::new();
+    let readiness = Readiness {
+        pool: pool.clone(),
+        broker: broker.clone(),
+        redis: redis.clone(),
+    };
+    spawn(
+        &mut tasks,
+        "admin server",
+        admin::serve(listeners.admin, readiness, shutdown.clone()),
+    );
+
+    if let Some(listener) = listeners.api {
+        let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
+        let api_config = ApiConfig {
+            public_base_url: config.public_base_url.clone(),
+            allow_private_targets: config.allow_private_targets,
+            namespace: config.namespace.clone(),
+        };
+        let state = AppState {
+            pool: pool.clone(),
+            publisher: publisher.clone(),
+            config: Arc::new(api_config),
+        };
+        spawn(
+            &mut tasks,
+            "API server",
+            linkkit_api::serve(state, listener, shutdown.clone()),
+        );
+        let (pool, namespace, token) = (pool.clone(), config.namespace.clone(), shutdown.clone());
+        spawn(&mut tasks, "outbox relay", async move {
+            linkkit_api::run_outbox_relay(pool, &publisher, namespace, token).await;
+            Ok::<(), std::io::Error>(())
+        });
+    }
+
+    if let Some(listener) = listeners.redirect {
+        let publisher = Publisher::new(broker.clone(), topology.clone());
+        let (events, receiver) = EventBuffer::new(config.event_buffer);
+        let redirect_config = RedirectConfig {
+            public_base_url: config.public_base_url.clone(),
+            namespace: config.namespace.clone(),
+            track_bots: config.track_bots,
+        };
+        let state = RedirectState {
+            pool: pool.clone(),
+            events,
+            config: Arc::new(redirect_config),
+        };
+        spawn(
+            &mut tasks,
+            "redirect server",
+            linkkit_redirect::serve(state, listener, shutdown.clone()),
+        );
+        let (namespace, token) = (config.namespace.clone(), shutdown.clone());
+        spawn(&mut tasks, "event buffer publisher", async move {
+            linkkit_redirect::run_buffer_publisher(receiver, &publisher, namespace, token).await;
+            Ok::<(), std::io::Error>(())
+        });
+    }
+
+    if let (true, Some(redis)) = (service.includes(Service::Fanout), &redis) {
+        let settings = FanoutSettings {
+            concurrency: config.fanout_concurrency,
+            prefetch: (config.fanout_concurrency * 2).min(u16::MAX as usize) as u16,
+        };
+        let idempotency = Idempotency::new(redis.clone(), config.namespace.clone());
+        let run = linkkit_fanout::run(
+            broker.clone(),
+            topology.clone(),
+            pool.clone(),
+            idempotency,
+            settings,
+            shutdown.clone(),
+        );
+        spawn(&mut tasks, "fan-out worker", async move {
+            run.await;
+            Ok::<(), std::io::Error>(())
+        });
+    }
+
+    if let (true, Some(redis)) = (service.includes(Service::Sender), &redis) {
+        let settings = SenderSettings {
+            schedule: config.retry_schedule.clone(),
+            timeout: config.delivery_timeout,
+            disable_after: config.disable_after,
+            allow_private_targets: config.allow_private_targets,
+            prefetch: (config.sender_concurrency * 2).min(u16::MAX as usize) as u16,
+            concurrency: config.sender_concurrency,
+        };
+        let idempotency = Idempotency::new(redis.clone(), config.namespace.clone());
+        let run = linkkit_sender::run(
+            broker.clone(),
+            topology.clone(),
+            pool.clone(),
+            idempotency,
+            settings,
+            shutdown.clone(),
+        );
+        spawn(&mut tasks, "sender worker", async move {
+            run.await;
+            Ok::<(), std::io::Error>(())
+        });
+    }
+
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.context("a task panicked")?;
+        if let Err(error) = result {
+            tracing::error!(task = name, error = %error, "a part stopped with an error; stopping the others");
+            failure.get_or_insert(anyhow::anyhow!("{name}: {error}"));
+        } else if !shutdown.is_cancelled() {
+            tracing::error!(
+                task = name,
+                "a part stopped unexpectedly; stopping the others"
+            );
+            failure.get_or_insert(anyhow::anyhow!("{name} stopped unexpectedly"));
+        }
+        shutdown.cancel();
+    }
+    broker.close().await;
+    pool.close().await;
+    failure.map_or(Ok(()), Err)
+}
+
+type TaskResult = (&'static str, Result<(), String>);
+
+fn spawn<E: std::fmt::Display>(
+    tasks: &mut JoinSet<TaskResult>,
+    name: &'static str,
+    task: impl Future<Output = Result<(), E>> + Send + 'static,
+) {
+    tasks.spawn(async move { (name, task.await.map_err(|e| e.to_string())) });
+}

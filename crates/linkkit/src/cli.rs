@@ -1,0 +1,75 @@
+//! The command line: one subcommand per deployable, plus operator and developer tools.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "linkkit",
+    version,
+    about = "Link shortener with real-time, signed webhooks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Link service and webhook management API (and the outbox relay).
+    Api,
+    /// Redirect service: short link clicks and QR scans.
+    Redirect,
+    /// Fan-out workers: raw event → one delivery job per subscribed endpoint.
+    Fanout,
+    /// Sender workers: deliver jobs, retry, dead-letter.
+    Sender,
+    /// All four in one process (the local default); applies migrations first.
+    All,
+    /// Apply database migrations (creating the database if needed), then exit.
+    Migrate,
+    /// Workspaces: the tenants that own links, endpoints and keys.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// A local webhook receiver that prints each delivery and checks its signature.
+    Receive {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// The endpoint's signing secret (`whsec_…`), to verify signatures.
+        #[arg(long, env = "LINKKIT_RECEIVE_SECRET")]
+        secret: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace; prints `{"workspace_id": "...", "api_key": "..."}`.
+    Create {
+        /// A name to recognise it by.
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_deployable_has_its_subcommand() {
+        for name in ["api", "redirect", "fanout", "sender", "all", "migrate"] {
+            assert!(Cli::try_parse_from(["linkkit", name]).is_ok(), "{name}");
+        }
+        let parsed = Cli::try_parse_from(["linkkit", "workspace", "create", "Acme"]).unwrap();
+        assert!(
+            matches!(parsed.command, Command::Workspace { command: WorkspaceCommand::Create { name } } if name == "Acme")
+        );
+    }
+}
