@@ -60,7 +60,7 @@ pub struct AttemptRow {
 }
 
 const COLUMNS: &str =
-    "id, workspace_id, event_id, event_type, endpoint_id, status, attempt_count, \
+    "id, generation, workspace_id, event_id, event_type, endpoint_id, status, attempt_count, \
                        next_attempt_at, created_at, delivered_at";
 
 /// Stores the event and one pending delivery per endpoint, and returns the delivery id of each

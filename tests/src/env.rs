@@ -1,0 +1,232 @@
+//! A whole Linkkit (`linkkit all`) started in-process for one test.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use linkkit::{Config, Listeners, Service};
+use linkkit_bus::{Broker, Topology};
+use linkkit_store::PgPool;
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::ApiClient;
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+#[derive(Debug)]
+pub struct TestEnv {
+    pub config: Arc<Config>,
+    pub pool: PgPool,
+    pub api_url: String,
+    pub redirect_url: String,
+    pub admin_url: String,
+    database: String,
+    shutdown: CancellationToken,
+    running: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A message taken from the dead-letter queue.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub body: Vec<u8>,
+    pub reason: String,
+    pub source_queue: String,
+}
+
+/// A workspace and its API key.
+#[derive(Debug, Clone)]
+pub struct TestWorkspace {
+    pub id: String,
+    pub key: String,
+    pub api: ApiClient,
+}
+
+impl TestEnv {
+    /// `linkkit all` with private targets allowed (receivers are on localhost) and a
+    /// one-second retry schedule.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`TestEnv::start`], with some variables set differently.
+    pub async fn start_with(overrides: &[(&str, &str)]) -> Self {
+        init_logging();
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        let database = format!("linkkit_test_{suffix}");
+        let mut variables: HashMap<String, String> = [
+            ("LINKKIT_DATABASE_URL", format!("{POSTGRES}/{database}")),
+            ("LINKKIT_NAMESPACE", format!("t{suffix}")),
+            ("LINKKIT_AMQP_URL", AMQP_URL.to_owned()),
+            ("LINKKIT_REDIS_URL", REDIS_URL.to_owned()),
+            ("LINKKIT_ALLOW_PRIVATE_TARGETS", "true".to_owned()),
+            ("LINKKIT_RETRY_SCHEDULE", "1s,1s".to_owned()),
+            ("LINKKIT_DELIVERY_TIMEOUT", "5s".to_owned()),
+            ("LINKKIT_PUBLIC_BASE_URL", "https://lkkt.in".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (name, value) in overrides {
+            variables.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let config = Arc::new(
+            Config::from_lookup(|name| variables.get(name).cloned())
+                .expect("test configuration is valid"),
+        );
+        linkkit::app::migrate(&config)
+            .await
+            .expect("migrations apply");
+        let pool = linkkit::app::connect_database(&config).expect("pool");
+
+        let bind = || async { TcpListener::bind("127.0.0.1:0").await.expect("a free port") };
+        let (api, redirect, admin) = (bind().await, bind().await, bind().await);
+        let url = |listener: &TcpListener| format!("http://{}", listener.local_addr().unwrap());
+        let (api_url, redirect_url, admin_url) = (url(&api), url(&redirect), url(&admin));
+        let listeners = Listeners {
+            api: Some(api),
+            redirect: Some(redirect),
+            admin,
+        };
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(linkkit::run(
+            Service::All,
+            config.clone(),
+            listeners,
+            shutdown.clone(),
+        ));
+        Self {
+            config,
+            pool,
+            api_url,
+            redirect_url,
+            admin_url,
+            database,
+            shutdown,
+            running,
+        }
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> TestWorkspace {
+        let (id, key) = linkkit_store::workspaces::create_workspace(&self.pool, name)
+            .await
+            .expect("workspace");
+        TestWorkspace {
+            id: id.to_string(),
+            key: key.expose().to_owned(),
+            api: ApiClient::new(&self.api_url, key.expose()),
+        }
+    }
+
+    /// Visits a short link like a browser would (redirects are not followed).
+    pub async fn visit(&self, path: &str, user_agent: &str) -> reqwest::Response {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        client
+            .get(format!("{}/{path}", self.redirect_url))
+            .header("user-agent", user_agent)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(
+            self.config.namespace.clone(),
+            self.config.retry_schedule.tiers(),
+        )
+    }
+
+    /// Messages waiting in a queue of this environment.
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let broker = Broker::new(AMQP_URL);
+        let channel = broker.channel().await.unwrap();
+        let declared = channel
+            .queue_declare(
+                queue,
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let _ = channel.close(200, "").await;
+        broker.close().await;
+        declared.message_count()
+    }
+
+    pub fn amqp_url() -> &'static str {
+        AMQP_URL
+    }
+
+    /// Takes every message out of the dead-letter queue.
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        let broker = Broker::new(AMQP_URL);
+        let channel = broker.channel().await.unwrap();
+        let mut letters = Vec::new();
+        let queue = self.config.namespace.dead_queue();
+        while let Some(message) = channel.basic_get(&queue, Default::default()).await.unwrap() {
+            let headers = message.delivery.properties.headers().as_ref();
+            letters.push(DeadLetter {
+                body: message.delivery.data.clone(),
+                reason: linkkit_bus::header_string(headers, linkkit_bus::REASON_HEADER)
+                    .unwrap_or_default(),
+                source_queue: linkkit_bus::header_string(headers, linkkit_bus::SOURCE_QUEUE_HEADER)
+                    .unwrap_or_default(),
+            });
+            message.delivery.ack(Default::default()).await.unwrap();
+        }
+        let _ = channel.close(200, "").await;
+        broker.close().await;
+        letters
+    }
+
+    /// Stops every part, then deletes the queues, exchanges, Redis keys and database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let topology = self.topology();
+        let stopped = self.running.await.expect("linkkit::run does not panic");
+        stopped.expect("linkkit::run stops cleanly");
+        let broker = Broker::new(AMQP_URL);
+        if let Ok(channel) = broker.channel().await {
+            let _ = topology.delete(&channel).await;
+        }
+        broker.close().await;
+        if let Ok(pool) = linkkit_cache::connect(REDIS_URL) {
+            let pattern = self.config.namespace.redis_key(&["*"]);
+            let keys: Vec<String> = linkkit_cache::query(&pool, redis::cmd("KEYS").arg(&pattern))
+                .await
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> =
+                    linkkit_cache::query(&pool, redis::cmd("DEL").arg(&keys)).await;
+            }
+        }
+        self.pool.close().await;
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.database
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+/// Logs of the services under test, shown for failing tests; `RUST_LOG` picks the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
