@@ -20,13 +20,17 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 #[derive(Debug)]
 pub struct TestEnv {
     pub config: Arc<Config>,
+    /// The `LINKKIT_*` variables of this environment, for child processes.
+    pub variables: HashMap<String, String>,
     pub pool: PgPool,
+    /// Empty when the environment runs no API.
     pub api_url: String,
+    /// Empty when the environment runs no redirect service.
     pub redirect_url: String,
     pub admin_url: String,
     database: String,
     shutdown: CancellationToken,
-    running: JoinHandle<anyhow::Result<()>>,
+    running: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
 /// A message taken from the dead-letter queue.
@@ -54,6 +58,13 @@ impl TestEnv {
 
     /// Like [`TestEnv::start`], with some variables set differently.
     pub async fn start_with(overrides: &[(&str, &str)]) -> Self {
+        Self::start_parts(overrides, &[Service::All]).await
+    }
+
+    /// Runs only `parts` in this process (each as its own `linkkit::run`, as separate
+    /// processes would); the others can be started as real processes with
+    /// [`TestEnv::spawn_linkkit`].
+    pub async fn start_parts(overrides: &[(&str, &str)], parts: &[Service]) -> Self {
         init_logging();
         let suffix = uuid::Uuid::now_v7().simple().to_string();
         let database = format!("linkkit_test_{suffix}");
@@ -82,24 +93,47 @@ impl TestEnv {
             .expect("migrations apply");
         let pool = linkkit::app::connect_database(&config).expect("pool");
 
-        let bind = || async { TcpListener::bind("127.0.0.1:0").await.expect("a free port") };
-        let (api, redirect, admin) = (bind().await, bind().await, bind().await);
-        let url = |listener: &TcpListener| format!("http://{}", listener.local_addr().unwrap());
-        let (api_url, redirect_url, admin_url) = (url(&api), url(&redirect), url(&admin));
-        let listeners = Listeners {
-            api: Some(api),
-            redirect: Some(redirect),
-            admin,
-        };
         let shutdown = CancellationToken::new();
-        let running = tokio::spawn(linkkit::run(
-            Service::All,
-            config.clone(),
-            listeners,
-            shutdown.clone(),
-        ));
+        let (mut api_url, mut redirect_url, mut admin_url) =
+            (String::new(), String::new(), String::new());
+        let mut running = Vec::new();
+        for part in parts {
+            let includes = |wanted: Service| *part == Service::All || *part == wanted;
+            let api = if includes(Service::Api) {
+                Some(bind().await)
+            } else {
+                None
+            };
+            let redirect = if includes(Service::Redirect) {
+                Some(bind().await)
+            } else {
+                None
+            };
+            let admin = bind().await;
+            if let Some(listener) = &api {
+                api_url = url_of(listener);
+            }
+            if let Some(listener) = &redirect {
+                redirect_url = url_of(listener);
+            }
+            if admin_url.is_empty() {
+                admin_url = url_of(&admin);
+            }
+            let listeners = Listeners {
+                api,
+                redirect,
+                admin,
+            };
+            running.push(tokio::spawn(linkkit::run(
+                *part,
+                config.clone(),
+                listeners,
+                shutdown.clone(),
+            )));
+        }
         Self {
             config,
+            variables,
             pool,
             api_url,
             redirect_url,
@@ -108,6 +142,44 @@ impl TestEnv {
             shutdown,
             running,
         }
+    }
+
+    /// Starts `linkkit <command>` as a real process of this environment.
+    pub fn spawn_linkkit(&self, command: &str) -> tokio::process::Child {
+        tokio::process::Command::new(linkkit_binary())
+            .arg(command)
+            .envs(&self.variables)
+            .env("LINKKIT_ADMIN_ADDR", "127.0.0.1:0")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the linkkit binary starts")
+    }
+
+    /// Publishes an event straight onto the events exchange, as any service may.
+    pub async fn publish_events(&self, workspace_id: &str, events: &[linkkit_core::Envelope]) {
+        let broker = Broker::new(AMQP_URL);
+        let publisher = linkkit_bus::Publisher::new(broker.clone(), self.topology());
+        let workspace = linkkit_core::WorkspaceId::parse(workspace_id).unwrap();
+        let messages: Vec<linkkit_bus::Outgoing> = events
+            .iter()
+            .map(|event| {
+                linkkit_bus::Outgoing::event(
+                    &self.config.namespace,
+                    &workspace,
+                    event,
+                    event.timestamp,
+                )
+            })
+            .collect();
+        publisher
+            .publish_all(&messages)
+            .await
+            .expect("the broker confirms");
+        broker.close().await;
     }
 
     pub async fn create_workspace(&self, name: &str) -> TestWorkspace {
@@ -192,8 +264,10 @@ impl TestEnv {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let topology = self.topology();
-        let stopped = self.running.await.expect("linkkit::run does not panic");
-        stopped.expect("linkkit::run stops cleanly");
+        for running in self.running {
+            let stopped = running.await.expect("linkkit::run does not panic");
+            stopped.expect("linkkit::run stops cleanly");
+        }
         let broker = Broker::new(AMQP_URL);
         if let Ok(channel) = broker.channel().await {
             let _ = topology.delete(&channel).await;
@@ -219,6 +293,31 @@ impl TestEnv {
             .await;
         }
     }
+}
+
+async fn bind() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("a free port")
+}
+
+fn url_of(listener: &TcpListener) -> String {
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// The `linkkit` binary next to this test binary (`target/<profile>/linkkit`), which
+/// `cargo test --workspace` builds before running the tests.
+fn linkkit_binary() -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join("linkkit");
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        binary.display()
+    );
+    binary
 }
 
 /// Logs of the services under test, shown for failing tests; `RUST_LOG` picks the level.

@@ -1,6 +1,9 @@
-//! A webhook receiver on port 0 that records every request and answers with scripted statuses.
+//! A webhook receiver on port 0 that records every request and answers as scripted: statuses in
+//! order, a delay, or not at all (switched off, connections are refused).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,38 +61,34 @@ struct Inner {
     /// Statuses for the next requests, in order; then `otherwise`.
     script: Mutex<VecDeque<u16>>,
     otherwise: Mutex<u16>,
+    delay: Mutex<Duration>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 #[derive(Debug)]
 pub struct Receiver {
     pub url: String,
+    address: SocketAddr,
     inner: Arc<Inner>,
-    shutdown: CancellationToken,
+    running: Mutex<CancellationToken>,
 }
 
 impl Receiver {
     /// Answers 200 to everything until told otherwise.
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/webhooks", listener.local_addr().unwrap());
+        let address = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
             otherwise: Mutex::new(200),
             ..Default::default()
         });
-        let shutdown = CancellationToken::new();
-        let router = Router::new()
-            .route("/webhooks", post(record))
-            .with_state(inner.clone());
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-        });
+        let running = serve(listener, inner.clone());
         Self {
-            url,
+            url: format!("http://{address}/webhooks"),
+            address,
             inner,
-            shutdown,
+            running: Mutex::new(running),
         }
     }
 
@@ -103,8 +102,38 @@ impl Receiver {
         *self.inner.otherwise.lock().unwrap() = status;
     }
 
+    /// Every answer waits this long first.
+    pub fn delay_answers(&self, delay: Duration) {
+        *self.inner.delay.lock().unwrap() = delay;
+    }
+
+    /// Goes away: the port refuses connections until [`Receiver::come_back`].
+    pub fn go_down(&self) {
+        self.running.lock().unwrap().cancel();
+    }
+
+    pub async fn come_back(&self) {
+        let listener = TcpListener::bind(self.address)
+            .await
+            .expect("the receiver's port is free again");
+        *self.running.lock().unwrap() = serve(listener, self.inner.clone());
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.received.lock().unwrap().clone()
+    }
+
+    /// Distinct `webhook-id`s received.
+    pub fn distinct_ids(&self) -> HashSet<String> {
+        self.received()
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect()
+    }
+
+    /// The most requests that were being answered at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `count` requests arrived (at most `deadline`), and returns all.
@@ -120,18 +149,65 @@ impl Receiver {
         .await
     }
 
+    /// Waits until `count` distinct events arrived (at most `deadline`).
+    pub async fn wait_for_distinct(&self, count: usize, deadline: Duration) -> HashSet<String> {
+        crate::eventually(
+            &format!("{count} distinct events at the receiver"),
+            deadline,
+            || async {
+                let ids = self.distinct_ids();
+                (ids.len() >= count).then_some(ids)
+            },
+        )
+        .await
+    }
+
     pub fn stop(&self) {
-        self.shutdown.cancel();
+        self.go_down();
+    }
+}
+
+fn serve(listener: TcpListener, inner: Arc<Inner>) -> CancellationToken {
+    let token = CancellationToken::new();
+    let router = Router::new()
+        .route("/webhooks", post(record))
+        .with_state(inner);
+    let stop = token.clone();
+    // On shutdown axum stops accepting at once and closes idle keep-alive connections, so
+    // the sender sees refused connections, as with a receiver that is really down.
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    token
+}
+
+/// Counts a request as in flight until it is answered or abandoned by the client.
+struct InFlight(Arc<Inner>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let now_in_flight = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    inner
+        .max_in_flight
+        .fetch_max(now_in_flight, Ordering::SeqCst);
+    let _in_flight = InFlight(inner.clone());
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     inner.received.lock().unwrap().push(Received {
         headers,
         body,
         json,
     });
+    let delay = *inner.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let scripted = inner.script.lock().unwrap().pop_front();
     let status = scripted.unwrap_or_else(|| *inner.otherwise.lock().unwrap());
     StatusCode::from_u16(status).unwrap_or(StatusCode::OK)

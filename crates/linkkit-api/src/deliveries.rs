@@ -12,6 +12,7 @@ use chrono::Utc;
 use linkkit_bus::Outgoing;
 use linkkit_core::{DeliveryId, DeliveryJob, EndpointId, Envelope, WorkspaceId};
 use linkkit_store::deliveries::{self, DeliveryRow, DeliveryStatus};
+use linkkit_store::endpoints::Subscribers;
 use serde_json::{json, Value};
 
 use crate::auth::Workspace;
@@ -109,7 +110,10 @@ pub(crate) async fn enqueue_new(
         &state.pool,
         workspace,
         event,
-        std::slice::from_ref(endpoint),
+        &Subscribers {
+            enabled: vec![endpoint.clone()],
+            disabled: vec![],
+        },
     )
     .await?;
     let (delivery_id, _) = created

@@ -99,7 +99,7 @@ impl FanoutHandler {
             Ok(subscribed) => subscribed,
             Err(error) => return Handled::Requeue(format!("endpoint lookup failed: {error}")),
         };
-        if subscribed.is_empty() {
+        if subscribed.enabled.is_empty() && subscribed.disabled.is_empty() {
             EVENTS_FANNED_OUT
                 .with_label_values(&["no_subscribers"])
                 .inc();

@@ -7,7 +7,7 @@ use chrono::Utc;
 use linkkit_bus::metrics::DEAD_LETTERED;
 use linkkit_bus::{Handled, Handler, Message, Outgoing, Publisher};
 use linkkit_cache::{Idempotency, NextAction};
-use linkkit_core::retry::{decide, Decision};
+use linkkit_core::retry::{decide, Decision, RetryWait};
 use linkkit_core::signing::WebhookSecret;
 use linkkit_core::{DeliveryJob, EndpointId, Namespace};
 use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
@@ -16,14 +16,15 @@ use linkkit_store::PgPool;
 use reqwest::Client;
 
 use crate::attempt::{attempt, AttemptOutcome};
+use crate::guards::{Deferral, EndpointGuards};
 use crate::metrics::{
     DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
-    RETRIES_SCHEDULED,
+    JOBS_DEFERRED, RETRIES_SCHEDULED,
 };
 use crate::SenderSettings;
 
 /// The claim outlives the longest attempt by this much (see svix-webhooks PR #2181).
-const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 /// How long a sent delivery is remembered, to absorb redelivered duplicates.
 const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -35,6 +36,7 @@ pub struct SenderHandler {
     pub idempotency: Idempotency,
     pub namespace: Namespace,
     pub settings: SenderSettings,
+    pub guards: EndpointGuards,
 }
 
 /// What became of the job, and so what to do with its idempotency key.
@@ -75,10 +77,10 @@ impl SenderHandler {
             Ok(NextAction::InFlightElsewhere) => {
                 // The holder settles the job; this copy waits in the shortest retry queue in
                 // case the holder dies before it does.
-                DUPLICATES_SUPPRESSED
-                    .with_label_values(&["in_flight"])
-                    .inc();
-                return self.park(&job).await;
+                return match self.defer(&job, None, "in_flight_elsewhere").await {
+                    Ok(()) => Handled::Done,
+                    Err(reason) => Handled::Requeue(reason),
+                };
             }
             Err(error) => {
                 // Deliveries must not stop when Redis does: send without the key (at least once;
@@ -126,6 +128,17 @@ impl SenderHandler {
             return Ok(Settled::Finished);
         }
 
+        let pass = match self.guards.admit(&job.endpoint_id).await {
+            Ok(pass) => pass,
+            Err(Deferral::CircuitOpen(wait)) => {
+                self.defer(job, Some(wait), "circuit_open").await?;
+                return Ok(Settled::Release);
+            }
+            Err(Deferral::Busy) => {
+                self.defer(job, None, "endpoint_busy").await?;
+                return Ok(Settled::Release);
+            }
+        };
         let outcome = attempt(
             &self.client,
             &endpoint.url,
@@ -134,7 +147,12 @@ impl SenderHandler {
             self.settings.allow_private_targets,
         )
         .await;
+        drop(pass);
         record_metrics(&outcome);
+        self.guards.record(
+            &job.endpoint_id,
+            matches!(outcome.status_code, Some(200..=299)),
+        );
 
         match decide(&self.settings.schedule, job.attempt, outcome.result) {
             Decision::Succeeded => {
@@ -258,18 +276,28 @@ impl SenderHandler {
         Ok(())
     }
 
-    async fn park(&self, job: &DeliveryJob) -> Handled {
-        let Some(shortest) = self.settings.schedule.tiers().first().copied() else {
-            return Handled::Requeue("another sender holds this job".into());
-        };
-        match self
-            .publisher
-            .publish(Outgoing::retry(&self.namespace, shortest, job))
-            .await
-        {
-            Ok(()) => Handled::Done,
-            Err(error) => Handled::Requeue(format!("parking a duplicate failed: {error}")),
+    /// Parks a job in a retry queue without spending an attempt: the shortest queue, or the
+    /// shortest that waits at least `at_least`.
+    async fn defer(
+        &self,
+        job: &DeliveryJob,
+        at_least: Option<Duration>,
+        reason: &str,
+    ) -> Result<(), String> {
+        let wait = RetryWait::AtLeast(at_least.unwrap_or_default());
+        let delay = self
+            .settings
+            .schedule
+            .tier_for(wait, &mut rand::thread_rng());
+        if delay.is_zero() {
+            return Err(format!("no retry queue to defer to ({reason})"));
         }
+        self.publisher
+            .publish(Outgoing::retry(&self.namespace, delay, job))
+            .await
+            .map_err(|e| format!("deferring the job failed: {e}"))?;
+        JOBS_DEFERRED.with_label_values(&[reason]).inc();
+        Ok(())
     }
 }
 

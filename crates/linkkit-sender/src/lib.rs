@@ -8,7 +8,10 @@
 //! at once. One slow endpoint only ever holds one of the many attempts in flight.
 
 mod attempt;
+mod breaker;
 mod client;
+pub mod dead_letters;
+mod guards;
 mod handler;
 pub mod metrics;
 
@@ -23,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use attempt::{AttemptOutcome, USER_AGENT};
 pub use client::build_client;
+use guards::EndpointGuards;
 pub use handler::SenderHandler;
 
 #[derive(Debug, Clone)]
@@ -37,6 +41,8 @@ pub struct SenderSettings {
     pub prefetch: u16,
     /// Attempts in flight at once in this process.
     pub concurrency: usize,
+    /// Attempts in flight at once to one endpoint, in this process.
+    pub endpoint_concurrency: usize,
 }
 
 /// Consumes the deliveries queue until `shutdown` fires.
@@ -58,6 +64,7 @@ pub async fn run(
     };
     let handler = Arc::new(SenderHandler {
         client: build_client(&settings),
+        guards: EndpointGuards::new(settings.endpoint_concurrency),
         pool,
         publisher: publisher.clone(),
         idempotency,

@@ -59,8 +59,26 @@ pub static ENDPOINTS_DISABLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static DUPLICATES_SUPPRESSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_duplicate_jobs_total",
-        "Jobs not sent because their idempotency key said done or in flight.",
+        "Jobs acknowledged without a POST because their idempotency key said done.",
         &["state"]
+    )
+    .expect("metric registers once")
+});
+
+pub static BREAKER_TRANSITIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_circuit_breaker_transitions_total",
+        "Endpoint circuit breakers opening and closing, by new state (open, closed).",
+        &["state"]
+    )
+    .expect("metric registers once")
+});
+
+pub static JOBS_DEFERRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_jobs_deferred_total",
+        "Jobs parked without an attempt, by reason (circuit_open, endpoint_busy, in_flight_elsewhere).",
+        &["reason"]
     )
     .expect("metric registers once")
 });

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use linkkit_core::{DeliveryId, EndpointId, Envelope, WorkspaceId};
 use sqlx::PgPool;
 
+use crate::endpoints::Subscribers;
 use crate::{Page, StoreError};
 
 /// Where a delivery stands (SPEC §5).
@@ -63,13 +64,15 @@ const COLUMNS: &str =
     "id, generation, workspace_id, event_id, event_type, endpoint_id, status, attempt_count, \
                        next_attempt_at, created_at, delivered_at";
 
-/// Stores the event and one pending delivery per endpoint, and returns the delivery id of each
-/// endpoint. Running it again for the same event returns the deliveries made the first time.
+/// Stores the event with one delivery per subscriber — `pending` for enabled endpoints, `dead`
+/// for disabled ones (replayable once they are enabled) — and returns the delivery id of each
+/// enabled endpoint. Running it again for the same event finds the deliveries made the first
+/// time.
 pub async fn create_for_event(
     pool: &PgPool,
     workspace_id: &WorkspaceId,
     event: &Envelope,
-    endpoints: &[EndpointId],
+    subscribers: &Subscribers,
 ) -> Result<Vec<(DeliveryId, EndpointId)>, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -82,15 +85,31 @@ pub async fn create_for_event(
     .bind(serde_json::to_value(event).expect("an envelope serializes"))
     .execute(&mut *tx)
     .await?;
+    let endpoints: Vec<(&EndpointId, DeliveryStatus)> = subscribers
+        .enabled
+        .iter()
+        .map(|id| (id, DeliveryStatus::Pending))
+        .chain(
+            subscribers
+                .disabled
+                .iter()
+                .map(|id| (id, DeliveryStatus::Dead)),
+        )
+        .collect();
     let new_ids: Vec<String> = endpoints
         .iter()
         .map(|_| DeliveryId::generate().to_string())
         .collect();
-    let endpoint_ids: Vec<&str> = endpoints.iter().map(EndpointId::as_str).collect();
+    let endpoint_ids: Vec<&str> = endpoints.iter().map(|(id, _)| id.as_str()).collect();
+    let statuses: Vec<&str> = endpoints
+        .iter()
+        .map(|(_, status)| status.as_str())
+        .collect();
     // The no-op update makes RETURNING report rows that already existed, with their old ids.
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id) \
-         SELECT d.id, $1, $2, $3, d.endpoint_id FROM UNNEST($4::text[], $5::text[]) AS d(id, endpoint_id) \
+        "INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
+         SELECT d.id, $1, $2, $3, d.endpoint_id, d.status \
+         FROM UNNEST($4::text[], $5::text[], $6::text[]) AS d(id, endpoint_id, status) \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id \
          RETURNING id, endpoint_id",
     )
@@ -99,16 +118,18 @@ pub async fn create_for_event(
     .bind(event.event.as_str())
     .bind(&new_ids)
     .bind(&endpoint_ids)
+    .bind(&statuses)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(rows
         .into_iter()
         .filter_map(|(delivery, endpoint)| {
-            Some((
-                DeliveryId::parse(&delivery).ok()?,
-                EndpointId::parse(&endpoint).ok()?,
-            ))
+            let endpoint = EndpointId::parse(&endpoint).ok()?;
+            subscribers
+                .enabled
+                .contains(&endpoint)
+                .then_some((DeliveryId::parse(&delivery).ok()?, endpoint))
         })
         .collect())
 }
@@ -210,6 +231,16 @@ pub async fn get(
     .bind(id.as_str())
     .fetch_optional(pool)
     .await?)
+}
+
+/// A delivery by id alone, for operator tools that act across workspaces.
+pub async fn find(pool: &PgPool, id: &DeliveryId) -> Result<Option<DeliveryRow>, StoreError> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 pub async fn attempts(pool: &PgPool, id: &DeliveryId) -> Result<Vec<AttemptRow>, StoreError> {

@@ -110,23 +110,37 @@ pub async fn delete(
     Ok(result.rows_affected() > 0)
 }
 
-/// Ids of the workspace's enabled endpoints subscribed to `event_type`.
+/// The workspace's endpoints subscribed to one event type, split by whether they are enabled.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Subscribers {
+    pub enabled: Vec<EndpointId>,
+    /// They get nothing now; their deliveries are recorded `dead`, to replay once enabled.
+    pub disabled: Vec<EndpointId>,
+}
+
 pub async fn subscribed(
     pool: &PgPool,
     workspace_id: &WorkspaceId,
     event_type: EventType,
-) -> Result<Vec<EndpointId>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM endpoints WHERE workspace_id = $1 AND enabled AND $2 = ANY(events) ORDER BY id",
-    )
-    .bind(workspace_id.as_str())
-    .bind(event_type.as_str())
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id,)| EndpointId::parse(&id).ok())
-        .collect())
+) -> Result<Subscribers, StoreError> {
+    let rows: Vec<(String, bool)> =
+        sqlx::query_as("SELECT id, enabled FROM endpoints WHERE workspace_id = $1 AND $2 = ANY(events) ORDER BY id")
+            .bind(workspace_id.as_str())
+            .bind(event_type.as_str())
+            .fetch_all(pool)
+            .await?;
+    let mut subscribers = Subscribers::default();
+    for (id, enabled) in rows {
+        let Ok(id) = EndpointId::parse(&id) else {
+            continue;
+        };
+        if enabled {
+            subscribers.enabled.push(id);
+        } else {
+            subscribers.disabled.push(id);
+        }
+    }
+    Ok(subscribers)
 }
 
 /// Marks a successful delivery on the endpoint (the start of its health window).

@@ -209,6 +209,7 @@ pub async fn run(
             allow_private_targets: config.allow_private_targets,
             prefetch: (config.sender_concurrency * 2).min(u16::MAX as usize) as u16,
             concurrency: config.sender_concurrency,
+            endpoint_concurrency: config.endpoint_concurrency,
         };
         let idempotency = Idempotency::new(redis.clone(), config.namespace.clone());
         let run = linkkit_sender::run(

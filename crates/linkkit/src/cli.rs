@@ -32,6 +32,11 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// The dead-letter queue: exhausted and unparseable messages.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// A local webhook receiver that prints each delivery and checks its signature.
     Receive {
         /// Port to listen on (127.0.0.1).
@@ -49,6 +54,26 @@ pub enum WorkspaceCommand {
     Create {
         /// A name to recognise it by.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Show the messages at the head of the dead-letter queue (they stay there).
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead jobs again, as new generations of their deliveries.
+    Replay {
+        #[arg(long, default_value_t = usize::MAX)]
+        limit: usize,
+        /// Only the jobs of this endpoint (`ep_…`).
+        #[arg(long)]
+        endpoint: Option<String>,
     },
 }
 

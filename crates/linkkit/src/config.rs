@@ -28,6 +28,7 @@ pub mod defaults {
     pub const EVENT_BUFFER: usize = 100_000;
     pub const SENDER_CONCURRENCY: usize = 128;
     pub const FANOUT_CONCURRENCY: usize = 32;
+    pub const ENDPOINT_CONCURRENCY: usize = 32;
 }
 
 /// A value that must not be printed (URLs with passwords).
@@ -63,6 +64,7 @@ pub struct Config {
     pub event_buffer: usize,
     pub track_bots: bool,
     pub sender_concurrency: usize,
+    pub endpoint_concurrency: usize,
     pub fanout_concurrency: usize,
 }
 
@@ -137,6 +139,11 @@ impl Config {
             sender_concurrency: read.parsed(
                 "LINKKIT_SENDER_CONCURRENCY",
                 &defaults::SENDER_CONCURRENCY.to_string(),
+                positive_count,
+            )?,
+            endpoint_concurrency: read.parsed(
+                "LINKKIT_ENDPOINT_CONCURRENCY",
+                &defaults::ENDPOINT_CONCURRENCY.to_string(),
                 positive_count,
             )?,
             fanout_concurrency: read.parsed(

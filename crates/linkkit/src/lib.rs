@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod operator;
 pub mod receive;
 pub mod shutdown;
 

@@ -1,12 +1,11 @@
 //! `linkkit`: parse the command line, load the configuration, start logging, run the command.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use linkkit::cli::{Cli, Command, WorkspaceCommand};
-use linkkit::{app, receive, shutdown, Config, Listeners, Service};
+use linkkit::cli::{Cli, Command, DlqCommand, WorkspaceCommand};
+use linkkit::{app, operator, receive, shutdown, Config, Listeners, Service};
 use linkkit_core::signing::WebhookSecret;
 use tracing_subscriber::EnvFilter;
 
@@ -38,7 +37,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Workspace {
             command: WorkspaceCommand::Create { name },
         } => {
-            return create_workspace(&config, &name).await;
+            return operator::create_workspace(&config, &name).await;
+        }
+        Command::Dlq {
+            command: DlqCommand::List { limit, json },
+        } => {
+            return operator::dlq_list(&config, limit, json).await;
+        }
+        Command::Dlq {
+            command: DlqCommand::Replay { limit, endpoint },
+        } => {
+            return operator::dlq_replay(&config, limit, endpoint.as_deref()).await;
         }
         Command::Receive { port, secret } => {
             let secret = secret
@@ -50,15 +59,6 @@ async fn main() -> anyhow::Result<()> {
     };
     let listeners = Listeners::bind(service, &config).await?;
     app::run(service, config, listeners, shutdown::on_signal()).await
-}
-
-async fn create_workspace(config: &Config, name: &str) -> anyhow::Result<()> {
-    app::migrate(config).await?;
-    let pool = app::connect_database(config)?;
-    let (workspace_id, key) = linkkit_store::workspaces::create_workspace(&pool, name).await?;
-    let line = serde_json::json!({"workspace_id": workspace_id, "api_key": key.expose()});
-    writeln!(std::io::stdout(), "{line}")?;
-    Ok(())
 }
 
 /// Logs go to stderr (stdout is for command output): human-readable by default, JSON with

@@ -1,0 +1,158 @@
+//! A circuit breaker per endpoint: after a run of failures the endpoint is left alone for a
+//! while (its jobs are deferred without being tried and without spending their attempts), then
+//! one probe is let through; its success closes the circuit, its failure opens it again for
+//! longer.
+//!
+//! This is a pure state machine over `Instant`s, so its behaviour is tested without sleeping.
+
+use std::time::{Duration, Instant};
+
+/// Failures in a row that open the circuit.
+pub const FAILURE_THRESHOLD: u32 = 5;
+/// First open period; it doubles on each failed probe up to [`MAX_OPEN`].
+pub const FIRST_OPEN: Duration = Duration::from_secs(10);
+pub const MAX_OPEN: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Closed: send.
+    Send,
+    /// Open long enough: send this one as the probe.
+    Probe,
+    /// Open (or a probe is out): defer for at least this long.
+    Defer(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Opened,
+    Closed,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Breaker {
+    consecutive_failures: u32,
+    open: Option<Open>,
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    until: Instant,
+    period: Duration,
+    probe_out: bool,
+}
+
+impl Breaker {
+    pub fn admit(&mut self, now: Instant) -> Admission {
+        match &mut self.open {
+            None => Admission::Send,
+            Some(open) if now < open.until => Admission::Defer(open.until - now),
+            Some(open) if open.probe_out => Admission::Defer(open.period.min(FIRST_OPEN)),
+            Some(open) => {
+                open.probe_out = true;
+                Admission::Probe
+            }
+        }
+    }
+
+    /// Records an attempt's result; says when the circuit changed state.
+    pub fn record(&mut self, succeeded: bool, now: Instant) -> Option<Transition> {
+        if succeeded {
+            self.consecutive_failures = 0;
+            return self.open.take().map(|_| Transition::Closed);
+        }
+        self.consecutive_failures += 1;
+        match &mut self.open {
+            Some(open) if open.probe_out => {
+                open.period = (open.period * 2).min(MAX_OPEN);
+                open.until = now + open.period;
+                open.probe_out = false;
+                None
+            }
+            Some(_) => None,
+            None if self.consecutive_failures >= FAILURE_THRESHOLD => {
+                self.open = Some(Open {
+                    until: now + FIRST_OPEN,
+                    period: FIRST_OPEN,
+                    probe_out: false,
+                });
+                Some(Transition::Opened)
+            }
+            None => None,
+        }
+    }
+
+    /// True when the breaker holds nothing worth remembering.
+    pub fn is_idle(&self) -> bool {
+        self.consecutive_failures == 0 && self.open.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_failures_opens_the_circuit_and_jobs_are_deferred() {
+        let start = Instant::now();
+        let mut breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD - 1 {
+            assert_eq!(breaker.admit(start), Admission::Send);
+            assert_eq!(breaker.record(false, start), None);
+        }
+        assert_eq!(breaker.record(false, start), Some(Transition::Opened));
+        assert_eq!(
+            breaker.admit(start + Duration::from_secs(4)),
+            Admission::Defer(FIRST_OPEN - Duration::from_secs(4))
+        );
+    }
+
+    #[test]
+    fn after_the_open_period_one_probe_goes_and_its_success_closes_the_circuit() {
+        let start = Instant::now();
+        let mut breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD {
+            breaker.record(false, start);
+        }
+        let later = start + FIRST_OPEN;
+        assert_eq!(breaker.admit(later), Admission::Probe);
+        assert!(
+            matches!(breaker.admit(later), Admission::Defer(_)),
+            "only one probe at a time"
+        );
+        assert_eq!(breaker.record(true, later), Some(Transition::Closed));
+        assert_eq!(breaker.admit(later), Admission::Send);
+        assert!(breaker.is_idle());
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_for_twice_as_long() {
+        let start = Instant::now();
+        let mut breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD {
+            breaker.record(false, start);
+        }
+        let probe_time = start + FIRST_OPEN;
+        assert_eq!(breaker.admit(probe_time), Admission::Probe);
+        assert_eq!(breaker.record(false, probe_time), None);
+        assert_eq!(
+            breaker.admit(probe_time + FIRST_OPEN),
+            Admission::Defer(FIRST_OPEN)
+        );
+        assert_eq!(breaker.admit(probe_time + FIRST_OPEN * 2), Admission::Probe);
+    }
+
+    #[test]
+    fn a_success_between_failures_resets_the_count() {
+        let now = Instant::now();
+        let mut breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD - 1 {
+            breaker.record(false, now);
+        }
+        breaker.record(true, now);
+        for _ in 0..FAILURE_THRESHOLD - 1 {
+            breaker.record(false, now);
+        }
+        assert_eq!(breaker.admit(now), Admission::Send);
+    }
+}
