@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use linkkit_bus::{Broker, Outgoing, Publisher};
-use linkkit_tests::{eventually, user_agents, BrokerProxy, Receiver, TestEnv};
+use linkkit_tests::{eventually, user_agents, FaultProxy, Receiver, TestEnv};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -12,8 +12,8 @@ const DEADLINE: Duration = Duration::from_secs(40);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_saved_while_the_broker_is_down_is_published_once_it_is_back() {
-    let proxy = BrokerProxy::start().await;
-    let env = TestEnv::start_with(&[("LINKKIT_AMQP_URL", proxy.amqp_url.as_str())]).await;
+    let proxy = FaultProxy::rabbitmq().await;
+    let env = TestEnv::start_with(&[("LINKKIT_AMQP_URL", proxy.url.as_str())]).await;
     let receiver = Receiver::start().await;
     let acme = env.create_workspace("Acme").await;
     acme.api
@@ -107,5 +107,40 @@ async fn an_unparseable_event_is_dead_lettered_with_its_reason_and_the_next_one_
         dead[0].reason
     );
     assert_eq!(dead[0].source_queue, namespace.fanout_queue());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_costs_no_delivery_and_readiness_recovers_by_itself() {
+    let proxy = FaultProxy::redis().await;
+    let env = TestEnv::start_with(&[("LINKKIT_REDIS_URL", proxy.url.as_str())]).await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    acme.api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let readyz = || async {
+        let response = reqwest::get(format!("{}/readyz", env.admin_url))
+            .await
+            .unwrap();
+        response.status()
+    };
+    assert_eq!(readyz().await, StatusCode::OK);
+
+    proxy.cut().await;
+    acme.api
+        .add_link(json!({"destination_url": "https://example.com/x", "slug": "no-redis"}))
+        .await;
+    env.visit("no-redis", user_agents::CHROME_WINDOWS).await;
+    receiver.wait_for(1, DEADLINE).await;
+    assert_eq!(readyz().await, StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.restore();
+    eventually("readiness to recover", DEADLINE, || async {
+        (readyz().await == StatusCode::OK).then_some(())
+    })
+    .await;
+    env.visit("no-redis", user_agents::CHROME_WINDOWS).await;
+    receiver.wait_for(2, DEADLINE).await;
     env.stop().await;
 }

@@ -12,7 +12,7 @@ mod receiver;
 
 pub use api::ApiClient;
 pub use env::{DeadLetter, TestEnv, TestWorkspace};
-pub use proxy::BrokerProxy;
+pub use proxy::FaultProxy;
 pub use receiver::{Received, Receiver};
 
 use std::future::Future;

@@ -1,7 +1,8 @@
-//! A TCP proxy in front of RabbitMQ that a test can switch off and on: switched off, it cuts
-//! every open connection and refuses new ones, which is what the services see when the broker
-//! goes away — without disturbing the real broker other tests use.
+//! A TCP proxy in front of RabbitMQ or Redis that a test can switch off and on: switched off, it
+//! cuts every open connection and refuses new ones, which is what the services see when the
+//! dependency goes away — without disturbing the real one other tests use.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -10,19 +11,29 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 #[derive(Debug, Clone)]
-pub struct BrokerProxy {
-    pub amqp_url: String,
+pub struct FaultProxy {
+    /// The URL the services should use instead of the real one.
+    pub url: String,
     up: Arc<AtomicBool>,
     connections: Arc<Mutex<JoinSet<()>>>,
 }
 
-impl BrokerProxy {
+impl FaultProxy {
     /// A proxy to the local RabbitMQ, switched on.
-    pub async fn start() -> Self {
+    pub async fn rabbitmq() -> Self {
+        Self::start(5672, |address| format!("amqp://guest:guest@{address}/%2f")).await
+    }
+
+    /// A proxy to the local Redis, switched on.
+    pub async fn redis() -> Self {
+        Self::start(6379, |address| format!("redis://{address}/0")).await
+    }
+
+    async fn start(target_port: u16, url: impl Fn(SocketAddr) -> String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let amqp_url = format!("amqp://guest:guest@{}/%2f", listener.local_addr().unwrap());
+        let url = url(listener.local_addr().unwrap());
         let proxy = Self {
-            amqp_url,
+            url,
             up: Arc::new(AtomicBool::new(true)),
             connections: Default::default(),
         };
@@ -33,13 +44,17 @@ impl BrokerProxy {
                     drop(client);
                     continue;
                 }
-                accepting.connections.lock().await.spawn(forward(client));
+                accepting
+                    .connections
+                    .lock()
+                    .await
+                    .spawn(forward(client, target_port));
             }
         });
         proxy
     }
 
-    /// Cuts every connection and refuses new ones until [`BrokerProxy::restore`].
+    /// Cuts every connection and refuses new ones until [`FaultProxy::restore`].
     pub async fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.connections.lock().await.abort_all();
@@ -50,8 +65,8 @@ impl BrokerProxy {
     }
 }
 
-async fn forward(mut client: TcpStream) {
-    if let Ok(mut broker) = TcpStream::connect("127.0.0.1:5672").await {
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+async fn forward(mut client: TcpStream, target_port: u16) {
+    if let Ok(mut target) = TcpStream::connect(("127.0.0.1", target_port)).await {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
     }
 }
