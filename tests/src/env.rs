@@ -305,7 +305,7 @@ fn url_of(listener: &TcpListener) -> String {
 
 /// The `linkkit` binary next to this test binary (`target/<profile>/linkkit`), which
 /// `cargo test --workspace` builds before running the tests.
-fn linkkit_binary() -> std::path::PathBuf {
+pub fn linkkit_binary() -> std::path::PathBuf {
     let test_binary = std::env::current_exe().expect("the test binary has a path");
     let profile_dir = test_binary
         .parent()

@@ -11,7 +11,7 @@ mod proxy;
 mod receiver;
 
 pub use api::ApiClient;
-pub use env::{DeadLetter, TestEnv, TestWorkspace};
+pub use env::{linkkit_binary, DeadLetter, TestEnv, TestWorkspace};
 pub use proxy::FaultProxy;
 pub use receiver::{Received, Receiver};
 

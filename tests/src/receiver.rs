@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use linkkit_core::signing::{verify, WebhookSecret};
@@ -62,6 +63,9 @@ struct Inner {
     script: Mutex<VecDeque<u16>>,
     otherwise: Mutex<u16>,
     delay: Mutex<Duration>,
+    /// Body and extra headers of every answer.
+    answer_body: Mutex<String>,
+    answer_headers: Mutex<Vec<(String, String)>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
@@ -100,6 +104,20 @@ impl Receiver {
     /// Every request after the scripted ones is answered with `status`.
     pub fn respond_otherwise(&self, status: u16) {
         *self.inner.otherwise.lock().unwrap() = status;
+    }
+
+    /// Every answer carries this body.
+    pub fn answer_with_body(&self, body: &str) {
+        *self.inner.answer_body.lock().unwrap() = body.to_owned();
+    }
+
+    /// Every answer carries this header.
+    pub fn answer_with_header(&self, name: &str, value: &str) {
+        self.inner
+            .answer_headers
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), value.to_owned()));
     }
 
     /// Every answer waits this long first.
@@ -192,7 +210,7 @@ impl Drop for InFlight {
     }
 }
 
-async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     let now_in_flight = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     inner
         .max_in_flight
@@ -210,5 +228,16 @@ async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     }
     let scripted = inner.script.lock().unwrap().pop_front();
     let status = scripted.unwrap_or_else(|| *inner.otherwise.lock().unwrap());
-    StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        inner.answer_body.lock().unwrap().clone(),
+    )
+        .into_response();
+    for (name, value) in inner.answer_headers.lock().unwrap().iter() {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    response
 }

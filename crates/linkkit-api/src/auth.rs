@@ -1,8 +1,10 @@
-//! `Authorization: Bearer <api key>` → the workspace every query of the request is scoped to.
+//! `Authorization: Bearer <api key>` → the workspace every query of the request is scoped to,
+//! after the key's rate limit.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use linkkit_cache::Verdict;
 use linkkit_core::WorkspaceId;
 
 use crate::{ApiError, AppState};
@@ -33,9 +35,19 @@ impl FromRequestParts<AppState> for Workspace {
             .ok_or(ApiError::Unauthorized(
                 "the Authorization header must be `Bearer <api key>`",
             ))?;
-        let workspace = linkkit_store::workspaces::authenticate(&state.pool, key)
+        let owner = linkkit_store::workspaces::authenticate(&state.pool, key)
             .await?
             .ok_or(ApiError::Unauthorized("the API key is not valid"))?;
-        Ok(Workspace(workspace))
+        if let Some(limiter) = &state.rate_limiter {
+            if let Verdict::Limited {
+                retry_after_seconds,
+            } = limiter.check(owner.key_id.as_str()).await
+            {
+                return Err(ApiError::RateLimited {
+                    retry_after_seconds,
+                });
+            }
+        }
+        Ok(Workspace(owner.workspace_id))
     }
 }

@@ -4,7 +4,8 @@
 //! (database down, broker gone) is logged with its cause and answered with an opaque 500 — the
 //! cause never reaches the client, so no internal detail or secret can leak through it.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linkkit_store::StoreError;
@@ -25,6 +26,8 @@ pub enum ApiError {
     /// A field that parsed but is not acceptable; `code` names the rule.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    #[error("too many requests for this API key; retry after {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -69,11 +73,17 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
+        let body = Json(json!({"error": {"code": code, "message": message}}));
+        let mut response = (status, body).into_response();
+        if let ApiError::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
+        response
     }
 }
 

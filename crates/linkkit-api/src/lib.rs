@@ -19,6 +19,8 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use linkkit_bus::Publisher;
+use linkkit_cache::RateLimiter;
+use linkkit_core::net::TargetPolicy;
 use linkkit_core::Namespace;
 use linkkit_store::PgPool;
 use tokio::net::TcpListener;
@@ -35,8 +37,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ApiConfig {
     /// Base of every `short_url`, e.g. `https://lkkt.in`.
     pub public_base_url: String,
-    /// Allow endpoints on loopback and private addresses (local testing only).
-    pub allow_private_targets: bool,
+    /// Which endpoint addresses are acceptable (private ones only for local testing, or an
+    /// operator's allow-list).
+    pub target_policy: TargetPolicy,
     pub namespace: Namespace,
 }
 
@@ -52,6 +55,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub publisher: Arc<Publisher>,
     pub config: Arc<ApiConfig>,
+    /// Per-key request limit; `None` when limits are off.
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 /// The `/api/v1` routes.

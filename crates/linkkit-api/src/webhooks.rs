@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{Duration, SubsecRound, Utc};
+use linkkit_core::net::TargetPolicy;
 use linkkit_core::signing::WebhookSecret;
 use linkkit_core::url_rules::parse_endpoint_url;
 use linkkit_core::{EndpointId, EventType, WorkspaceId};
@@ -53,7 +54,7 @@ async fn create_endpoint(
     Workspace(workspace): Workspace,
     JsonBody(request): JsonBody<CreateEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
-    let url = valid_url(&request.url, state.config.allow_private_targets)?;
+    let url = valid_url(&request.url, &state.config.target_policy)?;
     let events = valid_events(&request.events)?;
     let description = valid_description(request.description)?;
     let now = Utc::now().trunc_subsecs(6);
@@ -120,7 +121,7 @@ async fn update_endpoint(
     let url = request
         .url
         .as_deref()
-        .map(|u| valid_url(u, state.config.allow_private_targets))
+        .map(|u| valid_url(u, &state.config.target_policy))
         .transpose()?;
     let events = request.events.as_deref().map(valid_events).transpose()?;
     let description = request
@@ -233,8 +234,8 @@ pub(crate) fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(text).map_err(|_| ApiError::NotFound("endpoint"))
 }
 
-fn valid_url(text: &str, allow_private: bool) -> Result<String, ApiError> {
-    parse_endpoint_url(text, allow_private)
+fn valid_url(text: &str, policy: &TargetPolicy) -> Result<String, ApiError> {
+    parse_endpoint_url(text, policy)
         .map(|url| url.to_string())
         .map_err(|error| ApiError::invalid("invalid_url", format!("url: {error}")))
 }

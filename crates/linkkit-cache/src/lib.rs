@@ -4,6 +4,7 @@
 //! Redis is a cache of "what was already done", never a queue and never the system of record.
 
 mod idempotency;
+mod rate_limit;
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use prometheus::{register_int_counter, IntCounter};
 
 pub use idempotency::{Idempotency, NextAction};
+pub use rate_limit::{RateLimiter, Verdict};
 
 /// Every Redis call gives up after this long.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);

@@ -292,6 +292,15 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn only_the_five_names_parse_as_event_types(input in "[a-z.]{0,16}") {
+            let parsed = input.parse::<EventType>();
+            let known = EventType::ALL.iter().any(|e| e.as_str() == input);
+            proptest::prop_assert_eq!(parsed.is_ok(), known);
+        }
+    }
+
     #[test]
     fn event_type_names_round_trip() {
         for event_type in EventType::ALL {

@@ -3,16 +3,58 @@
 //! Only globally routable unicast addresses are public. Everything else — loopback, private,
 //! link-local (with the cloud metadata address 169.254.169.254), carrier-grade NAT, multicast,
 //! unspecified, documentation and benchmarking ranges — is refused unless the operator allows
-//! private targets. IPv6 forms that embed an IPv4 address (mapped, NAT64, 6to4) are judged by
-//! the address they embed.
+//! private targets, or lists the range in an allow-list. IPv6 forms that embed an IPv4 address
+//! (mapped, compatible, NAT64, 6to4) are judged by the address they embed.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
 
 /// True when the address is reachable on the public internet and safe to contact.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+/// Where webhooks may go: public addresses, plus everything when private targets are allowed
+/// (local testing), plus the ranges of an operator's allow-list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPolicy {
+    pub allow_private: bool,
+    pub allowed_ranges: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a CIDR range such as 10.1.0.0/16 or fd00::/8")]
+pub struct InvalidRange(pub String);
+
+impl TargetPolicy {
+    /// Parses a comma-separated list of CIDR ranges (`LINKKIT_ALLOWED_TARGET_CIDRS`).
+    pub fn parse_ranges(text: &str) -> Result<Vec<IpNet>, InvalidRange> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<IpNet>()
+                    .map_err(|_| InvalidRange(part.to_owned()))
+            })
+            .collect()
+    }
+
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.allow_private || is_public(ip) || self.in_allowed_range(ip)
+    }
+
+    fn in_allowed_range(&self, ip: IpAddr) -> bool {
+        let mapped = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.allowed_ranges
+            .iter()
+            .any(|range| range.contains(&ip) || mapped.is_some_and(|v4| range.contains(&v4)))
     }
 }
 
@@ -73,6 +115,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn public(text: &str) -> bool {
         is_public(text.parse().unwrap())
@@ -122,6 +165,56 @@ mod tests {
             "::ffff:8.8.8.8",
         ] {
             assert!(public(address), "{address} must be allowed");
+        }
+    }
+
+    #[test]
+    fn an_allow_list_opens_exactly_its_ranges() {
+        let policy = TargetPolicy {
+            allow_private: false,
+            allowed_ranges: TargetPolicy::parse_ranges("10.1.0.0/16, fd00::/8").unwrap(),
+        };
+        assert!(policy.permits("10.1.2.3".parse().unwrap()));
+        assert!(policy.permits("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(policy.permits("fd00::5".parse().unwrap()));
+        assert!(!policy.permits("10.2.0.1".parse().unwrap()));
+        assert!(!policy.permits("127.0.0.1".parse().unwrap()));
+        assert!(policy.permits("8.8.8.8".parse().unwrap()));
+        assert_eq!(
+            TargetPolicy::parse_ranges("10.0.0.0/33"),
+            Err(InvalidRange("10.0.0.0/33".into()))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_private_v4_range_is_refused_in_every_v6_spelling(a in 0u8..=255, b in 0u8..=255, c in 0u8..=255, d in 0u8..=255) {
+            let v4 = Ipv4Addr::new(a, b, c, d);
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            let compatible = IpAddr::V6(v4.to_ipv6_compatible());
+            prop_assert_eq!(is_public(mapped), is_public(IpAddr::V4(v4)));
+            if !is_public(IpAddr::V4(v4)) {
+                prop_assert!(!is_public(compatible));
+            }
+        }
+
+        #[test]
+        fn loopback_private_and_link_local_v4_are_never_public(b in 0u8..=255, c in 0u8..=255, d in 0u8..=255) {
+            prop_assert!(!is_public(IpAddr::V4(Ipv4Addr::new(127, b, c, d))));
+            prop_assert!(!is_public(IpAddr::V4(Ipv4Addr::new(10, b, c, d))));
+            prop_assert!(!is_public(IpAddr::V4(Ipv4Addr::new(169, 254, c, d))));
+            prop_assert!(!is_public(IpAddr::V4(Ipv4Addr::new(192, 168, c, d))));
+            prop_assert!(!is_public(IpAddr::V4(Ipv4Addr::new(172, 16 + b % 16, c, d))));
+            prop_assert!(!is_public(IpAddr::V4(Ipv4Addr::new(100, 64 + b % 64, c, d))));
+        }
+
+        #[test]
+        fn unique_local_and_link_local_v6_are_never_public(x in any::<u128>()) {
+            // fc00::/7: the top 7 bits are 1111110; fe80::/10: the top 10 bits are 1111111010.
+            let unique_local = Ipv6Addr::from((x & ((1u128 << 121) - 1)) | (0x7e_u128 << 121));
+            prop_assert!(!is_public(IpAddr::V6(unique_local)));
+            let link_local = Ipv6Addr::from((x & ((1u128 << 118) - 1)) | (0x3fa_u128 << 118));
+            prop_assert!(!is_public(IpAddr::V6(link_local)));
         }
     }
 }

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
+use crate::net::TargetPolicy;
+
 const MAX_URL_LENGTH: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,12 +59,13 @@ pub fn parse_destination(input: &str) -> Result<String, InvalidUrl> {
     }
 }
 
-/// Where webhooks go. With `allow_private`, local and private hosts pass (local testing).
-pub fn parse_endpoint_url(input: &str, allow_private: bool) -> Result<Url, InvalidUrl> {
+/// Where webhooks go, under the operator's target policy: private hosts pass only when private
+/// targets are allowed (local testing), or an IP literal in an allow-listed range.
+pub fn parse_endpoint_url(input: &str, policy: &TargetPolicy) -> Result<Url, InvalidUrl> {
     let url = parse_http_url(input)?;
-    if !allow_private {
+    if !policy.allow_private {
         if let Some(host) = url.host() {
-            if !host_may_be_public(&host) {
+            if !host_may_be_public(&host, policy) {
                 return Err(InvalidUrl::PrivateHost(host.to_string()));
             }
         }
@@ -70,12 +73,13 @@ pub fn parse_endpoint_url(input: &str, allow_private: bool) -> Result<Url, Inval
     Ok(url)
 }
 
-/// False for hosts that can never be public: non-public IP literals and reserved names. The URL
-/// parser has already normalised odd IPv4 spellings (`0x7f.1`, `2130706433`) into addresses.
-pub fn host_may_be_public(host: &Host<&str>) -> bool {
+/// False for hosts that can never be public: IP literals the policy does not permit, and
+/// reserved names. The URL parser has already normalised odd IPv4 spellings (`0x7f.1`,
+/// `2130706433`) into addresses.
+pub fn host_may_be_public(host: &Host<&str>, policy: &TargetPolicy) -> bool {
     match host {
-        Host::Ipv4(v4) => crate::net::is_public(IpAddr::V4(*v4)),
-        Host::Ipv6(v6) => crate::net::is_public(IpAddr::V6(*v6)),
+        Host::Ipv4(v4) => policy.permits(IpAddr::V4(*v4)),
+        Host::Ipv6(v6) => policy.permits(IpAddr::V6(*v6)),
         Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             let reserved_suffix = [
@@ -95,6 +99,35 @@ pub fn host_may_be_public(host: &Host<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn an_accepted_destination_is_always_http_or_https_with_a_host(input in "\\PC{0,80}") {
+            if let Ok(accepted) = parse_destination(&input) {
+                let url = Url::parse(&accepted).unwrap();
+                prop_assert!(matches!(url.scheme(), "http" | "https"));
+                prop_assert!(url.host().is_some());
+                prop_assert!(accepted.len() <= 2048 * 3);
+            }
+        }
+
+        #[test]
+        fn no_spelling_of_a_loopback_address_passes_as_an_endpoint(
+            a in 0u32..=0xff_ffff,
+            style in 0usize..4,
+        ) {
+            let address = 0x7f00_0000u32 | a; // 127.0.0.0/8
+            let host = match style {
+                0 => std::net::Ipv4Addr::from(address).to_string(),
+                1 => address.to_string(),
+                2 => format!("0x{address:x}"),
+                _ => format!("[::ffff:{}]", std::net::Ipv4Addr::from(address)),
+            };
+            let url = format!("http://{host}/hook");
+            prop_assert!(parse_endpoint_url(&url, &TargetPolicy::default()).is_err(), "{url}");
+        }
+    }
 
     #[test]
     fn destinations_must_be_http_or_https_with_a_host() {
@@ -126,6 +159,10 @@ mod tests {
 
     #[test]
     fn endpoint_urls_on_private_hosts_are_refused_in_every_spelling() {
+        let local_testing = TargetPolicy {
+            allow_private: true,
+            ..TargetPolicy::default()
+        };
         for url in [
             "http://127.0.0.1/hook",
             "http://0x7f.1/hook",
@@ -139,16 +176,20 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    parse_endpoint_url(url, false),
+                    parse_endpoint_url(url, &TargetPolicy::default()),
                     Err(InvalidUrl::PrivateHost(_))
                 ),
                 "{url} must be refused"
             );
             assert!(
-                parse_endpoint_url(url, true).is_ok(),
+                parse_endpoint_url(url, &local_testing).is_ok(),
                 "{url} is allowed when private targets are"
             );
         }
-        assert!(parse_endpoint_url("https://hooks.example.com/linkkit", false).is_ok());
+        assert!(parse_endpoint_url(
+            "https://hooks.example.com/linkkit",
+            &TargetPolicy::default()
+        )
+        .is_ok());
     }
 }

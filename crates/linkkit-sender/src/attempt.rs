@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use linkkit_core::net::is_public;
+use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::AttemptResult;
 use linkkit_core::signing::{signature_header, WebhookSecret};
 use linkkit_core::Envelope;
@@ -33,7 +33,7 @@ pub async fn attempt(
     url: &str,
     event: &Envelope,
     secrets: &[WebhookSecret],
-    allow_private_targets: bool,
+    policy: &TargetPolicy,
 ) -> AttemptOutcome {
     let started_at = Utc::now();
     let started = Instant::now();
@@ -45,10 +45,8 @@ pub async fn attempt(
         error: Some(error),
         response_body: None,
     };
-    if !allow_private_targets {
-        if let Some(refusal) = refuse_private_literal(url) {
-            return failed(refusal);
-        }
+    if let Some(refusal) = refuse_literal(url, policy) {
+        return failed(refusal);
     }
     let body = event.to_body();
     let timestamp = Utc::now().timestamp();
@@ -82,14 +80,14 @@ pub async fn attempt(
 }
 
 /// An IP-literal URL never goes through the resolver, so it is checked here.
-fn refuse_private_literal(url: &str) -> Option<String> {
+fn refuse_literal(url: &str, policy: &TargetPolicy) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     let ip: IpAddr = match parsed.host()? {
         url::Host::Ipv4(v4) => v4.into(),
         url::Host::Ipv6(v6) => v6.into(),
         url::Host::Domain(_) => return None,
     };
-    (!is_public(ip)).then(|| format!("refused: {ip} is not a public address"))
+    (!policy.permits(ip)).then(|| format!("refused: {ip} is not a public address"))
 }
 
 fn retry_after(response: &Response) -> Option<Duration> {
@@ -145,9 +143,15 @@ mod tests {
 
     #[test]
     fn private_ip_literals_are_refused_before_any_request() {
-        assert!(refuse_private_literal("http://127.0.0.1:8080/x").is_some());
-        assert!(refuse_private_literal("http://[::ffff:10.0.0.1]/x").is_some());
-        assert!(refuse_private_literal("http://8.8.8.8/x").is_none());
-        assert!(refuse_private_literal("https://hooks.example.com/x").is_none());
+        let strict = TargetPolicy::default();
+        assert!(refuse_literal("http://127.0.0.1:8080/x", &strict).is_some());
+        assert!(refuse_literal("http://[::ffff:10.0.0.1]/x", &strict).is_some());
+        assert!(refuse_literal("http://8.8.8.8/x", &strict).is_none());
+        assert!(refuse_literal("https://hooks.example.com/x", &strict).is_none());
+        let local = TargetPolicy {
+            allow_private: true,
+            ..TargetPolicy::default()
+        };
+        assert!(refuse_literal("http://127.0.0.1:8080/x", &local).is_none());
     }
 }

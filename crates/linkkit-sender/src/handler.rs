@@ -144,7 +144,7 @@ impl SenderHandler {
             &endpoint.url,
             &job.event,
             &signing_secrets(&endpoint),
-            self.settings.allow_private_targets,
+            &self.settings.target_policy,
         )
         .await;
         drop(pass);

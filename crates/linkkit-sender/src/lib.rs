@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
 use linkkit_cache::Idempotency;
+use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::RetrySchedule;
 use linkkit_store::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -36,8 +37,8 @@ pub struct SenderSettings {
     pub timeout: Duration,
     /// `LINKKIT_DISABLE_AFTER`: failing this long since the last success disables an endpoint.
     pub disable_after: Duration,
-    /// `LINKKIT_ALLOW_PRIVATE_TARGETS`.
-    pub allow_private_targets: bool,
+    /// `LINKKIT_ALLOW_PRIVATE_TARGETS` and `LINKKIT_ALLOWED_TARGET_CIDRS`.
+    pub target_policy: TargetPolicy,
     pub prefetch: u16,
     /// Attempts in flight at once in this process.
     pub concurrency: usize,

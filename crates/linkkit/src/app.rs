@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use linkkit_api::{ApiConfig, AppState};
 use linkkit_bus::{Broker, Publisher, Topology};
-use linkkit_cache::Idempotency;
+use linkkit_cache::{Idempotency, RateLimiter};
 use linkkit_fanout::FanoutSettings;
 use linkkit_redirect::{EventBuffer, RedirectConfig, RedirectState};
 use linkkit_sender::SenderSettings;
@@ -38,7 +38,9 @@ impl Service {
     }
 
     fn uses_redis(self) -> bool {
-        self.includes(Service::Fanout) || self.includes(Service::Sender)
+        self.includes(Service::Api)
+            || self.includes(Service::Fanout)
+            || self.includes(Service::Sender)
     }
 }
 
@@ -136,13 +138,22 @@ pub async fn run(
         let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
         let api_config = ApiConfig {
             public_base_url: config.public_base_url.clone(),
-            allow_private_targets: config.allow_private_targets,
+            target_policy: config.target_policy(),
             namespace: config.namespace.clone(),
+        };
+        let rate_limiter = match (&redis, config.api_rate_limit) {
+            (Some(redis), Some(per_second)) => Some(RateLimiter::new(
+                redis.clone(),
+                config.namespace.clone(),
+                per_second,
+            )),
+            _ => None,
         };
         let state = AppState {
             pool: pool.clone(),
             publisher: publisher.clone(),
             config: Arc::new(api_config),
+            rate_limiter,
         };
         spawn(
             &mut tasks,
@@ -206,7 +217,7 @@ pub async fn run(
             schedule: config.retry_schedule.clone(),
             timeout: config.delivery_timeout,
             disable_after: config.disable_after,
-            allow_private_targets: config.allow_private_targets,
+            target_policy: config.target_policy(),
             prefetch: (config.sender_concurrency * 2).min(u16::MAX as usize) as u16,
             concurrency: config.sender_concurrency,
             endpoint_concurrency: config.endpoint_concurrency,

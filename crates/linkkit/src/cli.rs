@@ -32,6 +32,11 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// API keys of a workspace.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// The dead-letter queue: exhausted and unparseable messages.
     Dlq {
         #[command(subcommand)]
@@ -55,6 +60,28 @@ pub enum WorkspaceCommand {
         /// A name to recognise it by.
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a key to a workspace; prints `{"key_id", "api_key"}` (the key is shown only here).
+    Create {
+        #[arg(long)]
+        workspace: String,
+        /// A label to recognise it by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// The workspace's keys: id, prefix, name, created, revoked.
+    List {
+        #[arg(long)]
+        workspace: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key (`key_…`); it is refused from the next request on.
+    Revoke { key_id: String },
 }
 
 #[derive(Debug, Subcommand)]

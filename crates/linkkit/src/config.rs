@@ -8,7 +8,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use linkkit_core::duration::parse_duration;
+use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::{RetrySchedule, DEFAULT_SCHEDULE};
 use linkkit_core::Namespace;
 
@@ -29,6 +31,8 @@ pub mod defaults {
     pub const SENDER_CONCURRENCY: usize = 128;
     pub const FANOUT_CONCURRENCY: usize = 32;
     pub const ENDPOINT_CONCURRENCY: usize = 32;
+    /// API requests per second per key.
+    pub const API_RATE_LIMIT: &str = "100";
 }
 
 /// A value that must not be printed (URLs with passwords).
@@ -58,6 +62,8 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     pub public_base_url: String,
     pub allow_private_targets: bool,
+    /// `LINKKIT_ALLOWED_TARGET_CIDRS`: private ranges webhooks may go to anyway.
+    pub allowed_target_ranges: Vec<IpNet>,
     pub retry_schedule: RetrySchedule,
     pub delivery_timeout: Duration,
     pub disable_after: Duration,
@@ -66,6 +72,8 @@ pub struct Config {
     pub sender_concurrency: usize,
     pub endpoint_concurrency: usize,
     pub fanout_concurrency: usize,
+    /// `LINKKIT_API_RATE_LIMIT`: requests per second per API key; `None` (set to 0) for no limit.
+    pub api_rate_limit: Option<u32>,
 }
 
 /// A variable that is set to something unusable.
@@ -78,6 +86,13 @@ pub struct ConfigError {
 }
 
 impl Config {
+    pub fn target_policy(&self) -> TargetPolicy {
+        TargetPolicy {
+            allow_private: self.allow_private_targets,
+            allowed_ranges: self.allowed_target_ranges.clone(),
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -117,6 +132,9 @@ impl Config {
                 "false",
                 boolean,
             )?,
+            allowed_target_ranges: read.parsed("LINKKIT_ALLOWED_TARGET_CIDRS", "", |v| {
+                TargetPolicy::parse_ranges(v).map_err(|e| e.to_string())
+            })?,
             retry_schedule: read.parsed("LINKKIT_RETRY_SCHEDULE", DEFAULT_SCHEDULE, |v| {
                 RetrySchedule::parse(v).map_err(|e| e.to_string())
             })?,
@@ -150,6 +168,15 @@ impl Config {
                 "LINKKIT_FANOUT_CONCURRENCY",
                 &defaults::FANOUT_CONCURRENCY.to_string(),
                 positive_count,
+            )?,
+            api_rate_limit: read.parsed(
+                "LINKKIT_API_RATE_LIMIT",
+                defaults::API_RATE_LIMIT,
+                |v| {
+                    v.parse::<u32>()
+                        .map(|n| (n > 0).then_some(n))
+                        .map_err(|_| "expected a whole number (0 for no limit)".into())
+                },
             )?,
         })
     }
@@ -277,6 +304,7 @@ mod tests {
             ("LINKKIT_NAMESPACE", "Has Spaces"),
             ("LINKKIT_AMQP_URL", "http://broker"),
             ("LINKKIT_PUBLIC_BASE_URL", "lkkt.in"),
+            ("LINKKIT_ALLOWED_TARGET_CIDRS", "10.0.0.0/8,nonsense"),
         ] {
             let error = config_with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use linkkit::cli::{Cli, Command, DlqCommand, WorkspaceCommand};
+use linkkit::cli::{Cli, Command, DlqCommand, KeyCommand, WorkspaceCommand};
 use linkkit::{app, operator, receive, shutdown, Config, Listeners, Service};
 use linkkit_core::signing::WebhookSecret;
 use tracing_subscriber::EnvFilter;
@@ -38,6 +38,21 @@ async fn main() -> anyhow::Result<()> {
             command: WorkspaceCommand::Create { name },
         } => {
             return operator::create_workspace(&config, &name).await;
+        }
+        Command::Key {
+            command: KeyCommand::Create { workspace, name },
+        } => {
+            return operator::key_create(&config, &workspace, &name).await;
+        }
+        Command::Key {
+            command: KeyCommand::List { workspace, json },
+        } => {
+            return operator::key_list(&config, &workspace, json).await;
+        }
+        Command::Key {
+            command: KeyCommand::Revoke { key_id },
+        } => {
+            return operator::key_revoke(&config, &key_id).await;
         }
         Command::Dlq {
             command: DlqCommand::List { limit, json },

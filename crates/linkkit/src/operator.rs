@@ -1,11 +1,13 @@
-//! Operator commands that print to stdout: workspaces and the dead-letter queue.
+//! Operator commands that print to stdout: workspaces, API keys and the dead-letter queue.
 
 use std::io::Write;
 
 use anyhow::Context;
 use linkkit_bus::{Broker, Topology};
-use linkkit_core::EndpointId;
+use linkkit_core::ids::ApiKeyId;
+use linkkit_core::{EndpointId, WorkspaceId};
 use linkkit_sender::dead_letters;
+use linkkit_store::workspaces;
 
 use crate::{app, Config};
 
@@ -16,6 +18,64 @@ pub async fn create_workspace(config: &Config, name: &str) -> anyhow::Result<()>
     let (workspace_id, key) = linkkit_store::workspaces::create_workspace(&pool, name).await?;
     let line = serde_json::json!({"workspace_id": workspace_id, "api_key": key.expose()});
     writeln!(std::io::stdout(), "{line}")?;
+    Ok(())
+}
+
+/// `linkkit key create`.
+pub async fn key_create(config: &Config, workspace: &str, name: &str) -> anyhow::Result<()> {
+    let workspace = WorkspaceId::parse(workspace).context("--workspace")?;
+    let pool = app::connect_database(config)?;
+    let (key_id, key) = workspaces::create_key(&pool, &workspace, name)
+        .await?
+        .with_context(|| format!("no workspace {workspace}"))?;
+    let line = serde_json::json!({"key_id": key_id, "api_key": key.expose()});
+    writeln!(std::io::stdout(), "{line}")?;
+    Ok(())
+}
+
+/// `linkkit key list`.
+pub async fn key_list(config: &Config, workspace: &str, json: bool) -> anyhow::Result<()> {
+    let workspace = WorkspaceId::parse(workspace).context("--workspace")?;
+    let pool = app::connect_database(config)?;
+    let keys = workspaces::list_keys(&pool, &workspace).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        for key in &keys {
+            writeln!(out, "{}", serde_json::to_string(key)?)?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<36} {:<9} {:<20} {:<20} revoked",
+        "id", "prefix", "name", "created"
+    )?;
+    for key in &keys {
+        let revoked = key
+            .revoked_at
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "-".into());
+        let created = key.created_at.format("%Y-%m-%d %H:%M").to_string();
+        writeln!(
+            out,
+            "{:<36} {:<9} {:<20} {:<20} {revoked}",
+            key.id,
+            format!("{}…", key.prefix),
+            key.name,
+            created
+        )?;
+    }
+    Ok(())
+}
+
+/// `linkkit key revoke`.
+pub async fn key_revoke(config: &Config, key_id: &str) -> anyhow::Result<()> {
+    let key_id = ApiKeyId::parse(key_id)?;
+    let pool = app::connect_database(config)?;
+    if !workspaces::revoke_key(&pool, &key_id).await? {
+        anyhow::bail!("no active key {key_id}");
+    }
+    writeln!(std::io::stdout(), "revoked {key_id}")?;
     Ok(())
 }
 
