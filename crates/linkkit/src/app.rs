@@ -133,6 +133,18 @@ pub async fn run(
         "admin server",
         admin::serve(listeners.admin, readiness, shutdown.clone()),
     );
+    init_metrics(service, &config);
+    if service.includes(Service::Fanout) || service.includes(Service::Sender) {
+        let exporter = linkkit_bus::run_queue_depth_exporter(
+            broker.clone(),
+            topology.clone(),
+            shutdown.clone(),
+        );
+        spawn(&mut tasks, "queue depth exporter", async move {
+            exporter.await;
+            Ok::<(), std::io::Error>(())
+        });
+    }
 
     if let Some(listener) = listeners.api {
         let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
@@ -265,4 +277,28 @@ fn spawn<E: std::fmt::Display>(
     task: impl Future<Output = Result<(), E>> + Send + 'static,
 ) {
     tasks.spawn(async move { (name, task.await.map_err(|e| e.to_string())) });
+}
+
+/// Registers the metrics of the parts this process runs, with their usual series at zero, so a
+/// scrape shows every family from the start.
+fn init_metrics(service: Service, config: &Config) {
+    linkkit_bus::metrics::init();
+    if service.includes(Service::Api) {
+        linkkit_bus::metrics::init_publisher("api");
+    }
+    if service.includes(Service::Redirect) {
+        linkkit_bus::metrics::init_publisher("redirect");
+    }
+    if service.uses_redis() {
+        linkkit_cache::init_metrics();
+    }
+    if service.includes(Service::Redirect) {
+        linkkit_redirect::metrics::init();
+    }
+    if service.includes(Service::Fanout) {
+        linkkit_fanout::metrics::init();
+    }
+    if service.includes(Service::Sender) {
+        linkkit_sender::metrics::init(config.retry_schedule.max_attempts());
+    }
 }
