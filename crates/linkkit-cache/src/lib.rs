@@ -4,6 +4,7 @@
 //! Redis is a cache of "what was already done", never a queue and never the system of record.
 
 mod idempotency;
+pub mod links;
 mod rate_limit;
 
 use std::sync::LazyLock;
