@@ -165,7 +165,7 @@ impl TestEnv {
 
     /// Publishes an event straight onto the events exchange, as any service may.
     pub async fn publish_events(&self, workspace_id: &str, events: &[linkkit_core::Envelope]) {
-        let broker = Broker::new(AMQP_URL);
+        let broker = Broker::new(self.config.amqp_url.expose());
         let publisher = linkkit_bus::Publisher::new(broker.clone(), self.topology());
         let workspace = linkkit_core::WorkspaceId::parse(workspace_id).unwrap();
         let messages: Vec<linkkit_bus::Outgoing> = events
@@ -225,15 +225,12 @@ impl TestEnv {
     }
 
     pub fn topology(&self) -> Topology {
-        Topology::new(
-            self.config.namespace.clone(),
-            self.config.retry_schedule.tiers(),
-        )
+        self.config.topology()
     }
 
     /// Messages waiting in a queue of this environment.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let broker = Broker::new(AMQP_URL);
+        let broker = Broker::new(self.config.amqp_url.expose());
         let channel = broker.channel().await.unwrap();
         let declared = channel
             .queue_declare(
@@ -257,7 +254,7 @@ impl TestEnv {
 
     /// Takes every message out of the dead-letter queue.
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
-        let broker = Broker::new(AMQP_URL);
+        let broker = Broker::new(self.config.amqp_url.expose());
         let channel = broker.channel().await.unwrap();
         let mut letters = Vec::new();
         let queue = self.config.namespace.dead_queue();
@@ -285,7 +282,7 @@ impl TestEnv {
             let stopped = running.await.expect("linkkit::run does not panic");
             stopped.expect("linkkit::run stops cleanly");
         }
-        let broker = Broker::new(AMQP_URL);
+        let broker = Broker::new(self.config.amqp_url.expose());
         if let Ok(channel) = broker.channel().await {
             let _ = topology.delete(&channel).await;
         }

@@ -17,4 +17,4 @@ pub use headers::{
 };
 pub use publisher::{Outgoing, Publisher};
 pub use queue_depth::run_queue_depth_exporter;
-pub use topology::Topology;
+pub use topology::{QueueType, Topology};

@@ -23,19 +23,94 @@ use crate::BusError;
 /// Routing key of delivery jobs on the deliveries exchange.
 pub const JOB_ROUTING_KEY: &str = "job";
 
+/// The kind of every durable queue Linkkit declares (`LINKKIT_QUEUE_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// One node holds each queue; right for a single broker.
+    #[default]
+    Classic,
+    /// Replicated with Raft across a cluster's nodes; survives the loss of a minority of nodes.
+    Quorum,
+}
+
+impl QueueType {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "classic" => Some(QueueType::Classic),
+            "quorum" => Some(QueueType::Quorum),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub namespace: Namespace,
     /// Delays of the retry queues (see `RetrySchedule::tiers`).
     pub retry_tiers: Vec<Duration>,
+    pub queue_type: QueueType,
 }
 
 impl Topology {
+    /// A topology of classic queues.
     pub fn new(namespace: Namespace, retry_tiers: Vec<Duration>) -> Self {
         Self {
             namespace,
             retry_tiers,
+            queue_type: QueueType::Classic,
         }
+    }
+
+    pub fn with_queue_type(self, queue_type: QueueType) -> Self {
+        Self { queue_type, ..self }
+    }
+
+    /// Arguments every durable queue gets for the chosen queue type.
+    fn queue_arguments(&self) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        if self.queue_type == QueueType::Quorum {
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        arguments
+    }
+
+    async fn durable_queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+        mut arguments: FieldTable,
+    ) -> Result<(), BusError> {
+        for (key, value) in self.queue_arguments().inner() {
+            arguments.insert(key.clone(), value.clone());
+        }
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel.queue_declare(name, options, arguments).await?;
+        Ok(())
+    }
+
+    async fn bind(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(), BusError> {
+        channel
+            .queue_bind(
+                queue,
+                exchange,
+                key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
     }
 
     pub async fn declare(&self, channel: &Channel) -> Result<(), BusError> {
@@ -44,11 +119,6 @@ impl Topology {
             durable: true,
             ..Default::default()
         };
-        let durable_queue = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-
         channel
             .exchange_declare(
                 &ns.events_exchange(),
@@ -58,19 +128,6 @@ impl Topology {
             )
             .await?;
         channel
-            .queue_declare(&ns.fanout_queue(), durable_queue, FieldTable::default())
-            .await?;
-        channel
-            .queue_bind(
-                &ns.fanout_queue(),
-                &ns.events_exchange(),
-                "#",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-
-        channel
             .exchange_declare(
                 &ns.deliveries(),
                 ExchangeKind::Direct,
@@ -78,17 +135,15 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(&ns.deliveries(), durable_queue, FieldTable::default())
+
+        self.durable_queue(channel, &ns.fanout_queue(), FieldTable::default())
             .await?;
-        channel
-            .queue_bind(
-                &ns.deliveries(),
-                &ns.deliveries(),
-                JOB_ROUTING_KEY,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
+        self.bind(channel, &ns.fanout_queue(), &ns.events_exchange(), "#")
+            .await?;
+
+        self.durable_queue(channel, &ns.deliveries(), FieldTable::default())
+            .await?;
+        self.bind(channel, &ns.deliveries(), &ns.deliveries(), JOB_ROUTING_KEY)
             .await?;
 
         for delay in &self.retry_tiers {
@@ -105,29 +160,34 @@ impl Topology {
                 "x-dead-letter-routing-key".into(),
                 AMQPValue::LongString(JOB_ROUTING_KEY.into()),
             );
-            channel
-                .queue_declare(&ns.retry_queue(*delay), durable_queue, arguments)
+            if self.queue_type == QueueType::Quorum {
+                // A retry must not vanish if the deliveries queue is briefly unavailable.
+                arguments.insert(
+                    "x-dead-letter-strategy".into(),
+                    AMQPValue::LongString("at-least-once".into()),
+                );
+                arguments.insert(
+                    "x-overflow".into(),
+                    AMQPValue::LongString("reject-publish".into()),
+                );
+            }
+            self.durable_queue(channel, &ns.retry_queue(*delay), arguments)
                 .await?;
         }
 
-        channel
-            .queue_declare(&ns.dead_queue(), durable_queue, FieldTable::default())
+        self.durable_queue(channel, &ns.dead_queue(), FieldTable::default())
             .await?;
 
-        channel
-            .queue_declare(&ns.counters_queue(), durable_queue, FieldTable::default())
+        self.durable_queue(channel, &ns.counters_queue(), FieldTable::default())
             .await?;
         for visit in [EventType::LinkClicked, EventType::QrScanned] {
-            let options = QueueBindOptions::default();
-            channel
-                .queue_bind(
-                    &ns.counters_queue(),
-                    &ns.events_exchange(),
-                    visit.as_str(),
-                    options,
-                    FieldTable::default(),
-                )
-                .await?;
+            self.bind(
+                channel,
+                &ns.counters_queue(),
+                &ns.events_exchange(),
+                visit.as_str(),
+            )
+            .await?;
         }
         Ok(())
     }

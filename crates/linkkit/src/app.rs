@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use linkkit_api::{ApiConfig, AppState};
-use linkkit_bus::{Broker, Publisher, Topology};
+use linkkit_bus::{Broker, Publisher};
 use linkkit_cache::links::LinkStore;
 use linkkit_cache::{Idempotency, RateLimiter};
 use linkkit_fanout::FanoutSettings;
@@ -116,7 +116,7 @@ pub async fn run(
     }
     let pool = connect_database(&config)?;
     let broker = Broker::new(config.amqp_url.expose());
-    let topology = Topology::new(config.namespace.clone(), config.retry_schedule.tiers());
+    let topology = config.topology();
     let redis = if service.uses_redis() {
         Some(linkkit_cache::connect(config.redis_url.expose())?)
     } else {

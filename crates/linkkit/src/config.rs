@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use linkkit_bus::{QueueType, Topology};
 use linkkit_core::duration::parse_duration;
 use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::{RetrySchedule, DEFAULT_SCHEDULE};
@@ -61,6 +62,8 @@ pub struct Config {
     pub amqp_url: Redacted,
     pub redis_url: Redacted,
     pub namespace: Namespace,
+    /// `LINKKIT_QUEUE_TYPE`: `classic` (default) or `quorum` for every durable queue.
+    pub queue_type: QueueType,
     pub api_addr: SocketAddr,
     pub redirect_addr: SocketAddr,
     pub admin_addr: SocketAddr,
@@ -98,6 +101,12 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// The broker topology every process declares.
+    pub fn topology(&self) -> Topology {
+        Topology::new(self.namespace.clone(), self.retry_schedule.tiers())
+            .with_queue_type(self.queue_type)
+    }
+
     pub fn target_policy(&self) -> TargetPolicy {
         TargetPolicy {
             allow_private: self.allow_private_targets,
@@ -124,6 +133,9 @@ impl Config {
                 defaults::REDIS_URL,
                 &["redis", "rediss"],
             )?),
+            queue_type: read.parsed("LINKKIT_QUEUE_TYPE", "classic", |v| {
+                QueueType::parse(v).ok_or_else(|| "expected classic or quorum".to_owned())
+            })?,
             namespace: read.parsed("LINKKIT_NAMESPACE", defaults::NAMESPACE, |v| {
                 Namespace::parse(v).map_err(|e| e.to_string())
             })?,
@@ -344,6 +356,7 @@ mod tests {
             ("LINKKIT_PUBLIC_BASE_URL", "lkkt.in"),
             ("LINKKIT_ALLOWED_TARGET_CIDRS", "10.0.0.0/8,nonsense"),
             ("LINKKIT_GEOIP_DB", "/nonexistent/GeoLite2-Country.mmdb"),
+            ("LINKKIT_QUEUE_TYPE", "stream"),
         ] {
             let error = config_with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);

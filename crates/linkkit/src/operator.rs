@@ -80,7 +80,7 @@ pub async fn key_revoke(config: &Config, key_id: &str) -> anyhow::Result<()> {
 }
 
 fn broker_and_topology(config: &Config) -> (Broker, Topology) {
-    let topology = Topology::new(config.namespace.clone(), config.retry_schedule.tiers());
+    let topology = config.topology();
     (Broker::new(config.amqp_url.expose()), topology)
 }
 

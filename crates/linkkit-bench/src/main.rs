@@ -1,0 +1,207 @@
+//! `linkkit-bench`: Linkkit's figures on this machine, each beside the raw broker's ceiling
+//! measured in the same run. Not a test: nothing here asserts a figure. See BENCHMARKS.md for
+//! the method and the history.
+//!
+//! `cargo run --release -p linkkit-bench -- [--runs 3] [SCENARIO…]`
+
+mod ceiling;
+mod pipeline;
+mod receiver;
+mod redirect;
+mod stats;
+
+use std::io::Write;
+
+use clap::{Parser, ValueEnum};
+
+use crate::stats::spread;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Ceiling,
+    Throughput,
+    Latency,
+    Fanout,
+    Neighbours,
+    Growth,
+    Memory,
+    Redirect,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Benchmarks of the Linkkit pipeline against the local RabbitMQ, Redis and Postgres"
+)]
+struct Args {
+    /// Scenarios to run (default: all).
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Runs of each scenario; figures are min / median / max.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Events of the throughput scenario.
+    #[arg(long, default_value_t = 50_000)]
+    events: usize,
+    /// Jobs waiting in RabbitMQ in the memory scenario.
+    #[arg(long, default_value_t = 200_000)]
+    backlog: usize,
+}
+
+fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+fn row(name: &str, unit: &str, values: &[f64]) {
+    let (min, median, max) = spread(values);
+    line(&format!(
+        "| {name} | {min:.1} | {median:.1} | {max:.1} | {unit} |"
+    ));
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let all = [
+        Scenario::Ceiling,
+        Scenario::Throughput,
+        Scenario::Latency,
+        Scenario::Fanout,
+        Scenario::Neighbours,
+        Scenario::Growth,
+        Scenario::Memory,
+        Scenario::Redirect,
+    ];
+    let chosen: Vec<Scenario> = if args.scenarios.is_empty() {
+        all.to_vec()
+    } else {
+        args.scenarios.clone()
+    };
+    let runs = args.runs.max(1);
+    line(&format!(
+        "linkkit-bench: {} runs per scenario, {} cores",
+        runs,
+        std::thread::available_parallelism()?.get()
+    ));
+    line("| figure | min | median | max | unit |");
+    line("|---|---|---|---|---|");
+
+    let mut ceilings = Vec::new();
+    for _ in 0..runs {
+        ceilings
+            .push(ceiling::broker_ceiling(linkkit_tests::TestEnv::amqp_url(), args.events).await?);
+    }
+    row(
+        "raw broker ceiling (persistent, confirmed, acked)",
+        "msg/s",
+        &ceilings,
+    );
+    let (_, ceiling_median, _) = spread(&ceilings);
+
+    for scenario in chosen {
+        match scenario {
+            Scenario::Ceiling => {}
+            Scenario::Throughput => {
+                let mut rates = Vec::new();
+                for _ in 0..runs {
+                    rates.push(pipeline::throughput(args.events).await);
+                }
+                row(
+                    &format!("throughput: {} events, one endpoint", args.events),
+                    "deliveries/s",
+                    &rates,
+                );
+                let ratios: Vec<f64> = rates.iter().map(|r| 100.0 * r / ceiling_median).collect();
+                row("throughput as a share of the broker ceiling", "%", &ratios);
+            }
+            Scenario::Latency => {
+                let mut figures = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+                for _ in 0..runs {
+                    for (i, value) in pipeline::latency(1_000, 30).await.into_iter().enumerate() {
+                        figures[i].push(value);
+                    }
+                }
+                for (name, values) in ["p50", "p95", "p99", "max"].iter().zip(&figures) {
+                    row(
+                        &format!("latency at 1,000 events/s for 30 s: {name}"),
+                        "ms",
+                        values,
+                    );
+                }
+            }
+            Scenario::Fanout => {
+                let mut times = Vec::new();
+                for _ in 0..runs {
+                    times.push(pipeline::fan_out(1_000).await * 1000.0);
+                }
+                row(
+                    "fan-out: one event to 1,000 endpoints, last delivery",
+                    "ms",
+                    &times,
+                );
+            }
+            Scenario::Neighbours => {
+                let (mut clean, mut clean_p99, mut dirty, mut dirty_p99) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..runs {
+                    let (rate, p99) = pipeline::neighbours(0, 200).await;
+                    clean.push(rate / 100.0);
+                    clean_p99.push(p99);
+                    let (rate, p99) = pipeline::neighbours(10, 200).await;
+                    dirty.push(rate / 90.0);
+                    dirty_p99.push(p99);
+                }
+                row(
+                    "all healthy: deliveries/s per endpoint (100 endpoints)",
+                    "deliveries/s",
+                    &clean,
+                );
+                row("all healthy: p99 lag", "ms", &clean_p99);
+                row(
+                    "10% bad (5 answer 500, 5 hang): healthy deliveries/s per endpoint",
+                    "deliveries/s",
+                    &dirty,
+                );
+                row("10% bad: healthy p99 lag", "ms", &dirty_p99);
+            }
+            Scenario::Growth => {
+                for endpoints in [10, 1_000, 10_000] {
+                    let mut rates = Vec::new();
+                    for _ in 0..runs {
+                        rates.push(pipeline::growth(endpoints, 10_000).await);
+                    }
+                    row(
+                        &format!(
+                            "cost growth: {endpoints} endpoints in the workspace, one subscribed"
+                        ),
+                        "deliveries/s",
+                        &rates,
+                    );
+                }
+            }
+            Scenario::Memory => {
+                let (fanout, sender, notes) = pipeline::memory(args.backlog).await;
+                row(
+                    &format!("peak RSS, fan-out process, {} jobs backlog", args.backlog),
+                    "MiB",
+                    &[fanout],
+                );
+                row(
+                    &format!("peak RSS, sender process, {} jobs backlog", args.backlog),
+                    "MiB",
+                    &[sender],
+                );
+                for note in notes {
+                    line(&format!("|   {note} | | | | |"));
+                }
+            }
+            Scenario::Redirect => {
+                for figure in redirect::run(runs).await? {
+                    row(&figure.name, &figure.unit, &figure.values);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Scenarios that run the real services' code (in this process, as the tests do) against the
+//! local RabbitMQ, Redis and Postgres, delivering to the fast in-process receiver.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use linkkit::Service;
+use linkkit_bus::{Broker, Outgoing, Publisher};
+use linkkit_core::{Envelope, EventType, WorkspaceId};
+use linkkit_tests::TestEnv;
+use serde_json::json;
+
+use crate::receiver::{now_us, Behaviour, BenchReceiver};
+use crate::stats::percentile;
+
+/// Settings of every scenario: the defaults of production, with receivers on localhost.
+const SETTINGS: &[(&str, &str)] = &[
+    ("LINKKIT_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h"),
+    ("LINKKIT_DELIVERY_TIMEOUT", "15s"),
+    ("LINKKIT_API_RATE_LIMIT", "0"),
+];
+const LONG: Duration = Duration::from_secs(900);
+
+/// A `link.clicked` stamped with the moment it was published, for lag measurement.
+pub fn click() -> Envelope {
+    Envelope::new(
+        EventType::LinkClicked,
+        json!({
+            "link_id": "lnk_00000000000070008000000000000000",
+            "short_url": "https://lkkt.in/bench",
+            "destination_url": "https://example.com/bench",
+            "segment": "Benchmark",
+            "campaign": null,
+            "click_location": "Unknown",
+            "device": "Desktop",
+            "sent_at_us": now_us(),
+        }),
+    )
+}
+
+struct Bench {
+    env: TestEnv,
+    workspace: WorkspaceId,
+    publisher: Publisher,
+    broker: Broker,
+    receiver: BenchReceiver,
+}
+
+impl Bench {
+    async fn start(extra: &[(&str, &str)], parts: &[Service]) -> Self {
+        let mut settings = SETTINGS.to_vec();
+        settings.extend_from_slice(extra);
+        let env = TestEnv::start_parts(&settings, parts).await;
+        let workspace = env.create_workspace("Bench").await;
+        let broker = Broker::new(TestEnv::amqp_url());
+        let publisher = Publisher::new(broker.clone(), env.topology());
+        let receiver = BenchReceiver::start().await;
+        Self {
+            workspace: WorkspaceId::parse(&workspace.id).unwrap(),
+            env,
+            publisher,
+            broker,
+            receiver,
+        }
+    }
+
+    /// Adds `count` endpoints named `{prefix}{i}`, subscribed to `events`.
+    async fn endpoints(&self, prefix: &str, count: usize, behaviour: Behaviour, events: &str) {
+        let urls: Vec<String> = (0..count)
+            .map(|i| self.receiver.url(&format!("{prefix}{i}"), behaviour))
+            .collect();
+        sqlx::query(
+            "INSERT INTO endpoints (id, workspace_id, url, events, secret, created_at, updated_at) \
+             SELECT 'ep_' || replace(gen_random_uuid()::text, '-', ''), $1, u, ARRAY[$2], $3, now(), now() \
+             FROM UNNEST($4::text[]) AS u",
+        )
+        .bind(self.workspace.as_str())
+        .bind(events)
+        .bind(linkkit_core::signing::WebhookSecret::generate().expose())
+        .bind(&urls)
+        .execute(&self.env.pool)
+        .await
+        .expect("endpoints inserted");
+    }
+
+    async fn publish(&self, events: &[Envelope]) {
+        for chunk in events.chunks(5_000) {
+            let messages: Vec<Outgoing> = chunk
+                .iter()
+                .map(|e| {
+                    Outgoing::event(&self.env.config.namespace, &self.workspace, e, Utc::now())
+                })
+                .collect();
+            self.publisher
+                .publish_all(&messages)
+                .await
+                .expect("the broker confirms");
+        }
+    }
+
+    async fn attempts_recorded(&self) -> i64 {
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM delivery_attempts")
+            .fetch_one(&self.env.pool)
+            .await
+            .unwrap();
+        count
+    }
+
+    async fn stop(self) {
+        self.broker.close().await;
+        self.env.stop().await;
+    }
+}
+
+/// Deliveries per second, end to end, for `events` events to one endpoint; every attempt is
+/// recorded before the figure is taken.
+pub async fn throughput(events: usize) -> f64 {
+    let bench = Bench::start(&[], &[Service::All]).await;
+    bench
+        .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
+        .await;
+    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
+    let started = Instant::now();
+    bench.publish(&batch).await;
+    assert!(
+        bench.receiver.wait_for(events, LONG).await,
+        "every event delivered"
+    );
+    let elapsed = started.elapsed();
+    while bench.attempts_recorded().await < events as i64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bench.stop().await;
+    events as f64 / elapsed.as_secs_f64()
+}
+
+/// p50/p95/p99/max event-to-delivery in ms, at `rate` events/s for `seconds`.
+pub async fn latency(rate: usize, seconds: u64) -> [f64; 4] {
+    let bench = Bench::start(&[], &[Service::All]).await;
+    bench
+        .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
+        .await;
+    let per_tick = (rate / 100).max(1);
+    let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    let total = per_tick * 100 * seconds as usize;
+    let mut sent = 0;
+    while sent < total {
+        ticks.tick().await;
+        let batch: Vec<Envelope> = (0..per_tick).map(|_| click()).collect();
+        bench.publish(&batch).await;
+        sent += per_tick;
+    }
+    assert!(bench.receiver.wait_for(total, LONG).await);
+    let lags = bench.receiver.lags("one");
+    bench.stop().await;
+    [
+        percentile(&lags, 50.0),
+        percentile(&lags, 95.0),
+        percentile(&lags, 99.0),
+        percentile(&lags, 100.0),
+    ]
+}
+
+/// Seconds from publishing one event to its delivery at the last of `endpoints` endpoints
+/// (measured on a second event, once connections are warm).
+pub async fn fan_out(endpoints: usize) -> f64 {
+    let bench = Bench::start(&[], &[Service::All]).await;
+    bench
+        .endpoints("ep", endpoints, Behaviour::Healthy, "link.clicked")
+        .await;
+    bench.publish(&[click()]).await;
+    assert!(bench.receiver.wait_for(endpoints, LONG).await);
+    let started = Instant::now();
+    bench.publish(&[click()]).await;
+    assert!(bench.receiver.wait_for(2 * endpoints, LONG).await);
+    let elapsed = started.elapsed().as_secs_f64();
+    bench.stop().await;
+    elapsed
+}
+
+/// Healthy endpoints' deliveries/s and p99 lag (ms) with `bad` of 100 endpoints failing (half
+/// answer 500, half hang past the timeout), for `events` events to all of them.
+pub async fn neighbours(bad: usize, events: usize) -> (f64, f64) {
+    let bench = Bench::start(&[], &[Service::All]).await;
+    let healthy = 100 - bad;
+    bench
+        .endpoints("healthy", healthy, Behaviour::Healthy, "link.clicked")
+        .await;
+    bench
+        .endpoints("failing", bad / 2, Behaviour::Failing, "link.clicked")
+        .await;
+    bench
+        .endpoints("hanging", bad - bad / 2, Behaviour::Hanging, "link.clicked")
+        .await;
+    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
+    let started = Instant::now();
+    bench.publish(&batch).await;
+    assert!(bench.receiver.wait_for(healthy * events, LONG).await);
+    let rate = (healthy * events) as f64 / started.elapsed().as_secs_f64();
+    let lags = bench.receiver.lags("healthy");
+    bench.stop().await;
+    (rate, percentile(&lags, 99.0))
+}
+
+/// Deliveries/s with `endpoints` endpoints in the workspace, one of them subscribed.
+pub async fn growth(endpoints: usize, events: usize) -> f64 {
+    let bench = Bench::start(&[], &[Service::All]).await;
+    bench
+        .endpoints("subscribed", 1, Behaviour::Healthy, "link.clicked")
+        .await;
+    bench
+        .endpoints("other", endpoints - 1, Behaviour::Healthy, "link.deleted")
+        .await;
+    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
+    let started = Instant::now();
+    bench.publish(&batch).await;
+    assert!(bench.receiver.wait_for(events, LONG).await);
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    bench.stop().await;
+    rate
+}
+
+/// Peak RSS (MiB) of a fan-out process and a sender process working through `backlog` jobs,
+/// with RSS samples as the backlog is worked through.
+pub async fn memory(backlog: usize) -> (f64, f64, Vec<String>) {
+    let bench = Bench::start(&[], &[Service::Api]).await;
+    bench
+        .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
+        .await;
+    let batch: Vec<Envelope> = (0..backlog).map(|_| click()).collect();
+    bench.publish(&batch).await;
+    let mut notes = Vec::new();
+
+    let mut fanout = bench.env.spawn_linkkit("fanout");
+    let fanout_pid = fanout.id().expect("running");
+    let deliveries = bench.env.config.namespace.deliveries();
+    let mut fanout_peak = 0.0f64;
+    let mut next_note = backlog / 4;
+    loop {
+        fanout_peak = fanout_peak.max(rss_mib(fanout_pid));
+        let queued = bench.env.queue_depth(&deliveries).await as usize;
+        if queued >= next_note {
+            notes.push(format!(
+                "fan-out at {queued} jobs queued: {:.0} MiB",
+                rss_mib(fanout_pid)
+            ));
+            next_note += backlog / 4;
+        }
+        if queued >= backlog {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fanout.start_kill().ok();
+    let _ = fanout.wait().await;
+
+    let mut sender = bench.env.spawn_linkkit("sender");
+    let sender_pid = sender.id().expect("running");
+    let mut sender_peak = 0.0f64;
+    let mut next_note = backlog / 4;
+    while bench.receiver.delivered() < backlog {
+        sender_peak = sender_peak.max(rss_mib(sender_pid));
+        let delivered = bench.receiver.delivered();
+        if delivered >= next_note {
+            notes.push(format!(
+                "sender at {delivered} delivered: {:.0} MiB",
+                rss_mib(sender_pid)
+            ));
+            next_note += backlog / 4;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sender.start_kill().ok();
+    let _ = sender.wait().await;
+    bench.stop().await;
+    (fanout_peak, sender_peak, notes)
+}
+
+/// Resident memory of a process, from /proc.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
