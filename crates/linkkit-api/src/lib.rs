@@ -1,5 +1,6 @@
-//! The API service: links and webhook endpoints over HTTP (`/api/v1`, SPEC §5), and the outbox
-//! relay that publishes what the API wrote.
+//! The API service: links and webhook endpoints over HTTP (`/api/v1`, SPEC §5), the dashboard's
+//! sign-in (`/api/v1/session`, a session cookie), and the outbox relay that publishes what the
+//! API wrote.
 //!
 //! Every change and the event it causes are written in one Postgres transaction (the outbox);
 //! the relay publishes outbox rows to the events exchange with confirms. The API never delivers
@@ -11,6 +12,7 @@ mod error;
 mod extract;
 mod links;
 mod outbox_relay;
+mod session;
 mod views;
 mod webhooks;
 
@@ -66,7 +68,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             links::routes()
                 .merge(webhooks::routes())
-                .merge(deliveries::routes()),
+                .merge(deliveries::routes())
+                .merge(session::routes()),
         )
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
