@@ -1,12 +1,13 @@
-//! The API service: links and webhook endpoints over HTTP (`/api/v1`, SPEC §5), the dashboard's
-//! sign-in (`/api/v1/session`, a session cookie), and the outbox relay that publishes what the
-//! API wrote.
+//! The API service: links and webhook endpoints over HTTP (`/api/v1`, SPEC §5), the web
+//! dashboard that uses them (`/dashboard/`, signed in with a session cookie), and the outbox
+//! relay that publishes what the API wrote.
 //!
 //! Every change and the event it causes are written in one Postgres transaction (the outbox);
 //! the relay publishes outbox rows to the events exchange with confirms. The API never delivers
 //! a webhook itself.
 
 mod auth;
+mod dashboard;
 mod deliveries;
 mod error;
 mod extract;
@@ -61,7 +62,7 @@ pub struct AppState {
     pub rate_limiter: Option<RateLimiter>,
 }
 
-/// The `/api/v1` routes.
+/// The `/api/v1` routes, and the dashboard at `/dashboard/` that uses them.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(deliveries::routes())
                 .merge(session::routes()),
         )
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
