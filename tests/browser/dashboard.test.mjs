@@ -287,7 +287,8 @@ describe('the dashboard', () => {
       const [scrollWidth, innerWidth] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
       assert.ok(scrollWidth <= innerWidth, `${path} is ${scrollWidth}px wide on a ${innerWidth}px screen`);
       if (name) {
-        if (path === endpointPath) await page.locator('details.delivery summary').first().click();
+        if (path === endpointPath) await page.locator('details.delivery', { hasText: 'link.clicked' }).locator('summary').click();
+        await page.locator('tr.attempt').first().or(page.locator('tr[data-link-id]').first()).waitFor();
         await shot(name);
       }
     }
