@@ -34,6 +34,23 @@ RUN apt-get update \
 
 COPY --from=builder /usr/local/bin/linkkit /usr/local/bin/linkkit
 
+# Health check without curl: bash (in every Debian image) opens the admin port through
+# /dev/tcp and reads the status line. `linkkit-healthcheck /readyz` checks readiness.
+COPY --chmod=0755 <<'EOF' /usr/local/bin/linkkit-healthcheck
+#!/bin/bash
+# linkkit-healthcheck [PATH]: exit 0 when this container's admin server (LINKKIT_ADMIN_ADDR)
+# answers GET PATH (default /healthz) with 200 within 5 seconds.
+set -u
+path=${1:-/healthz}
+addr=${LINKKIT_ADMIN_ADDR:-127.0.0.1:9464}
+host=${addr%:*} port=${addr##*:}
+case $host in 0.0.0.0 | "") host=127.0.0.1 ;; "[::]") host=::1 ;; \[*\]) host=${host:1:-1} ;; esac
+exec 3<>"/dev/tcp/$host/$port" || exit 1
+printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$path" >&3
+read -r -t 5 _ status _ <&3 || exit 1
+[ "$status" = 200 ]
+EOF
+
 # The built-in defaults bind 127.0.0.1, which nothing outside a container can reach.
 # Inside the image every listener binds all interfaces; the rest of SPEC §2 keeps its
 # defaults and is set by the deployment (compose file, Kubernetes ConfigMap/Secret).
@@ -46,6 +63,11 @@ USER 10001:10001
 
 # 8080 API, 8081 redirect, 9464 admin (/metrics, /healthz, /readyz).
 EXPOSE 8080 8081 9464
+
+# For `docker run`; docker-compose.yml sets its own per service (and none for migrate,
+# which exits). Kubernetes ignores it and uses the probes of deploy/k8s.
+HEALTHCHECK --interval=10s --timeout=6s --start-period=20s --retries=3 \
+    CMD ["linkkit-healthcheck", "/healthz"]
 
 # Workers drain on SIGTERM (the default stop signal); give them the time to do it in the
 # orchestrator (stop_grace_period / terminationGracePeriodSeconds).

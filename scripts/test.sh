@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/services.sh
-./scripts/python-env.sh
+./scripts/test-deps.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

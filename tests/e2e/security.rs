@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The Python of `.venv` (made by `scripts/python-env.sh`), or `LINKKIT_TEST_PYTHON`.
+/// The Python of `.venv` (made by `scripts/test-deps.sh`), or `LINKKIT_TEST_PYTHON`.
 fn python() -> PathBuf {
     if let Ok(python) = std::env::var("LINKKIT_TEST_PYTHON") {
         return python.into();
@@ -21,7 +21,7 @@ fn python() -> PathBuf {
     let python = root.join(".venv/bin/python");
     assert!(
         python.exists(),
-        "{} is missing: run ./scripts/python-env.sh (./scripts/test.sh does)",
+        "{} is missing: run ./scripts/test-deps.sh (./scripts/test.sh does)",
         python.display()
     );
     python

@@ -27,6 +27,8 @@ pub struct TestEnv {
     pub api_url: String,
     /// Empty when the environment runs no redirect service.
     pub redirect_url: String,
+    /// Every redirect process of the environment (the first is `redirect_url`).
+    pub redirect_urls: Vec<String>,
     pub admin_url: String,
     database: String,
     shutdown: CancellationToken,
@@ -94,8 +96,8 @@ impl TestEnv {
         let pool = linkkit::app::connect_database(&config).expect("pool");
 
         let shutdown = CancellationToken::new();
-        let (mut api_url, mut redirect_url, mut admin_url) =
-            (String::new(), String::new(), String::new());
+        let (mut api_url, mut admin_url) = (String::new(), String::new());
+        let mut redirect_urls = Vec::new();
         let mut running = Vec::new();
         for part in parts {
             let includes = |wanted: Service| *part == Service::All || *part == wanted;
@@ -114,7 +116,7 @@ impl TestEnv {
                 api_url = url_of(listener);
             }
             if let Some(listener) = &redirect {
-                redirect_url = url_of(listener);
+                redirect_urls.push(url_of(listener));
             }
             if admin_url.is_empty() {
                 admin_url = url_of(&admin);
@@ -131,12 +133,14 @@ impl TestEnv {
                 shutdown.clone(),
             )));
         }
+        let redirect_url = redirect_urls.first().cloned().unwrap_or_default();
         Self {
             config,
             variables,
             pool,
             api_url,
             redirect_url,
+            redirect_urls,
             admin_url,
             database,
             shutdown,
@@ -195,16 +199,29 @@ impl TestEnv {
 
     /// Visits a short link like a browser would (redirects are not followed).
     pub async fn visit(&self, path: &str, user_agent: &str) -> reqwest::Response {
+        self.visit_at(&self.redirect_url, path, user_agent, &[])
+            .await
+    }
+
+    /// Visits a short link on one redirect process, with extra headers.
+    pub async fn visit_at(
+        &self,
+        redirect_url: &str,
+        path: &str,
+        user_agent: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        client
-            .get(format!("{}/{path}", self.redirect_url))
-            .header("user-agent", user_agent)
-            .send()
-            .await
-            .unwrap()
+        let mut request = client
+            .get(format!("{redirect_url}/{path}"))
+            .header("user-agent", user_agent);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
     }
 
     pub fn topology(&self) -> Topology {

@@ -3,16 +3,19 @@
 //! relay that publishes what the API wrote.
 //!
 //! Every change and the event it causes are written in one Postgres transaction (the outbox);
-//! the relay publishes outbox rows to the events exchange with confirms. The API never delivers
-//! a webhook itself.
+//! the relay publishes outbox rows to the events exchange with confirms. The visit counters of
+//! each link are kept here too, from the events exchange. The API never delivers a webhook
+//! itself.
 
 mod auth;
+mod counters;
 mod dashboard;
 mod deliveries;
 mod error;
 mod extract;
 mod links;
 mod outbox_relay;
+mod qr;
 mod session;
 mod views;
 mod webhooks;
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use linkkit_bus::Publisher;
+use linkkit_cache::links::LinkStore;
 use linkkit_cache::RateLimiter;
 use linkkit_core::net::TargetPolicy;
 use linkkit_core::Namespace;
@@ -29,6 +33,7 @@ use linkkit_store::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use counters::run_visit_counters;
 pub use error::ApiError;
 pub use outbox_relay::{relay_once, run_outbox_relay};
 
@@ -40,6 +45,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ApiConfig {
     /// Base of every `short_url`, e.g. `https://lkkt.in`.
     pub public_base_url: String,
+    /// Where clients reach this API, for the absolute URLs it hands out (`qr_url`).
+    pub api_base_url: String,
     /// Which endpoint addresses are acceptable (private ones only for local testing, or an
     /// operator's allow-list).
     pub target_policy: TargetPolicy,
@@ -60,6 +67,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Per-key request limit; `None` when limits are off.
     pub rate_limiter: Option<RateLimiter>,
+    /// The redirect's shared link cache, written through on every change.
+    pub link_cache: Option<LinkStore>,
 }
 
 /// The `/api/v1` routes, and the dashboard at `/dashboard/` that uses them.

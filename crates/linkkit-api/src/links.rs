@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SubsecRound, Utc};
+use linkkit_cache::links::CachedLink;
 use linkkit_core::event::{rfc3339_seconds, LinkUpdate};
 use linkkit_core::slug::Slug;
 use linkkit_core::url_rules::parse_destination;
@@ -24,6 +25,8 @@ use crate::{ApiError, AppState};
 const MAX_TEXT_LENGTH: usize = 200;
 const MAX_TAGS: usize = 20;
 const MAX_TAG_LENGTH: usize = 50;
+/// How long a change waits to publish its event itself before leaving it to the relay.
+const PUBLISH_NOW_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Generated slugs collide rarely; a few fresh tries make a collision invisible.
 const GENERATED_SLUG_TRIES: usize = 5;
 
@@ -34,6 +37,7 @@ pub fn routes() -> Router<AppState> {
             "/links/{id}",
             get(get_link).patch(update_link).delete(delete_link),
         )
+        .route("/links/{id}/qr", get(crate::qr::link_qr))
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +97,7 @@ async fn create_link(
         let event = Envelope::new(EventType::LinkCreated, link_state(&row, &state.config));
         outbox::enqueue(&mut tx, &workspace, &event).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        write_through(&state, &row, None).await;
         return Ok((StatusCode::CREATED, Json(LinkView::new(row, &state.config))));
     }
     Err(ApiError::Conflict(
@@ -250,6 +255,7 @@ async fn update_link(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    write_through(&state, &after, Some(&before.slug)).await;
     Ok(Json(LinkView::new(after, &state.config)))
 }
 
@@ -270,7 +276,45 @@ async fn delete_link(
     let event = Envelope::new(EventType::LinkDeleted, link_state(&link, &state.config));
     outbox::enqueue(&mut tx, &workspace, &event).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    write_through(&state, &link, None).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Puts a link's committed state into the redirect's shared cache (and forgets a renamed
+/// link's old slug), so every redirect process sees the change on its next cache miss; their
+/// local caches follow from the `link.*` event within a second.
+///
+/// It then publishes the outbox at once (the relay would within a moment): the `link.*` event
+/// reaches the redirects' caches before this request is answered. If the broker is away the
+/// event stays in the outbox for the relay, and the answer does not wait for it.
+async fn write_through(state: &AppState, row: &LinkRow, old_slug: Option<&str>) {
+    publish_now(state).await;
+    let Some(cache) = &state.link_cache else {
+        return;
+    };
+    if let Some(old) = old_slug.filter(|old| *old != row.slug) {
+        cache.forget(old).await;
+    }
+    let cached = CachedLink {
+        link_id: row.id.clone(),
+        workspace_id: row.workspace_id.clone(),
+        slug: row.slug.clone(),
+        destination_url: row.destination_url.clone(),
+        segment: row.segment.clone(),
+        campaign: row.campaign.clone(),
+        expires_at: row.expires_at,
+        deleted: row.deleted_at.is_some(),
+    };
+    cache.put(&cached, true).await;
+}
+
+async fn publish_now(state: &AppState) {
+    let relay = crate::relay_once(&state.pool, &state.publisher, &state.config.namespace);
+    match tokio::time::timeout(PUBLISH_NOW_LIMIT, relay).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::debug!(error = %error, "event left to the outbox relay"),
+        Err(_) => tracing::debug!("event left to the outbox relay (broker slow)"),
+    }
 }
 
 /// A timestamp as events show it, or `null`.

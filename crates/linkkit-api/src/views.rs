@@ -44,11 +44,18 @@ pub struct LinkView {
     pub updated_at: DateTime<Utc>,
     pub clicks: i64,
     pub scans: i64,
+    /// Where to fetch the link's QR code (SVG; add `?format=png` for PNG).
+    pub qr_url: String,
 }
 
 impl LinkView {
     pub fn new(row: LinkRow, config: &ApiConfig) -> Self {
         Self {
+            qr_url: format!(
+                "{}/api/v1/links/{}/qr",
+                config.api_base_url.trim_end_matches('/'),
+                row.id
+            ),
             short_url: config.short_url(&row.slug),
             id: row.id,
             slug: row.slug,

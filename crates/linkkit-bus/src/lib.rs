@@ -7,6 +7,7 @@ mod consume;
 mod headers;
 pub mod metrics;
 mod publisher;
+mod queue_depth;
 pub mod topology;
 
 pub use broker::{Broker, BusError};
@@ -15,4 +16,5 @@ pub use headers::{
     header_string, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
 };
 pub use publisher::{Outgoing, Publisher};
+pub use queue_depth::run_queue_depth_exporter;
 pub use topology::Topology;

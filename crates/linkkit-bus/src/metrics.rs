@@ -39,3 +39,40 @@ pub static MESSAGES_PUBLISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+pub static QUEUE_MESSAGES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "linkkit_queue_messages",
+        "Messages ready in each Linkkit queue (sampled every 5 s).",
+        &["queue"]
+    )
+    .expect("metric registers once")
+});
+
+pub static QUEUE_CONSUMERS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "linkkit_queue_consumers",
+        "Consumers of each Linkkit queue (sampled every 5 s).",
+        &["queue"]
+    )
+    .expect("metric registers once")
+});
+
+/// Registers the bus metrics and creates their usual series at zero, so they are scraped (and
+/// graphed) before the first event.
+pub fn init() {
+    BROKER_RECONNECTS.get();
+    for reason in ["exhausted", "gone", "disabled", "unparseable"] {
+        DEAD_LETTERED.with_label_values(&[reason]);
+    }
+    LazyLock::force(&CONSUMERS_UP);
+    LazyLock::force(&QUEUE_MESSAGES);
+    LazyLock::force(&QUEUE_CONSUMERS);
+}
+
+/// Creates the `events published` series of a service that publishes domain events.
+pub fn init_publisher(service: &str) {
+    for event_type in linkkit_core::EventType::ALL {
+        MESSAGES_PUBLISHED.with_label_values(&[event_type.as_str(), service]);
+    }
+}

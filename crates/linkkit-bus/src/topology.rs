@@ -7,6 +7,7 @@
 //! | `{ns}.deliveries`             | direct exchange + queue (routing key `job`)       |
 //! | `{ns}.deliveries.retry.{d}`   | queue with TTL `d`, dead-letters to deliveries    |
 //! | `{ns}.deliveries.dead`        | queue of exhausted and unparseable messages       |
+//! | `{ns}.counters`               | queue bound to `link.clicked` and `qr.scanned`    |
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
-use linkkit_core::Namespace;
+use linkkit_core::{EventType, Namespace};
 
 use crate::BusError;
 
@@ -112,13 +113,34 @@ impl Topology {
         channel
             .queue_declare(&ns.dead_queue(), durable_queue, FieldTable::default())
             .await?;
+
+        channel
+            .queue_declare(&ns.counters_queue(), durable_queue, FieldTable::default())
+            .await?;
+        for visit in [EventType::LinkClicked, EventType::QrScanned] {
+            let options = QueueBindOptions::default();
+            channel
+                .queue_bind(
+                    &ns.counters_queue(),
+                    &ns.events_exchange(),
+                    visit.as_str(),
+                    options,
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         Ok(())
     }
 
     /// Every queue this topology declares (for tests that clean up after themselves).
     pub fn queue_names(&self) -> Vec<String> {
         let ns = &self.namespace;
-        let mut names = vec![ns.fanout_queue(), ns.deliveries(), ns.dead_queue()];
+        let mut names = vec![
+            ns.fanout_queue(),
+            ns.deliveries(),
+            ns.dead_queue(),
+            ns.counters_queue(),
+        ];
         names.extend(self.retry_tiers.iter().map(|delay| ns.retry_queue(*delay)));
         names
     }

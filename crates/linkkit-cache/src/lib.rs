@@ -4,12 +4,13 @@
 //! Redis is a cache of "what was already done", never a queue and never the system of record.
 
 mod idempotency;
+pub mod links;
 mod rate_limit;
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Config, Hook, Pool, PoolConfig, Runtime, Timeouts};
 use prometheus::{register_int_counter, IntCounter};
 
 pub use idempotency::{Idempotency, NextAction};
@@ -17,6 +18,14 @@ pub use rate_limit::{RateLimiter, Verdict};
 
 /// Every Redis call gives up after this long.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub static REDIS_CONNECTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "linkkit_redis_connects_total",
+        "Redis connections opened by the pool; a rise after start-up means reconnects."
+    )
+    .expect("metric registers once")
+});
 
 pub static REDIS_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
@@ -34,6 +43,12 @@ pub enum CacheError {
     Unavailable(String),
 }
 
+/// Registers the Redis metrics.
+pub fn init_metrics() {
+    LazyLock::force(&REDIS_ERRORS);
+    LazyLock::force(&REDIS_CONNECTS);
+}
+
 /// A Redis connection pool (connections are opened on first use).
 pub fn connect(redis_url: &str) -> Result<Pool, CacheError> {
     let mut config = Config::from_url(redis_url);
@@ -47,7 +62,14 @@ pub fn connect(redis_url: &str) -> Result<Pool, CacheError> {
         ..PoolConfig::default()
     });
     config
-        .create_pool(Some(Runtime::Tokio1))
+        .builder()
+        .map_err(|e| CacheError::Config(e.to_string()))?
+        .runtime(Runtime::Tokio1)
+        .post_create(Hook::sync_fn(|_, _| {
+            REDIS_CONNECTS.inc();
+            Ok(())
+        }))
+        .build()
         .map_err(|e| CacheError::Config(e.to_string()))
 }
 

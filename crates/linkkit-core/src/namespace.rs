@@ -38,6 +38,11 @@ impl Namespace {
         format!("{}.fanout", self.0)
     }
 
+    /// Queue of the click and scan counters, bound to the events exchange for visits.
+    pub fn counters_queue(&self) -> String {
+        format!("{}.counters", self.0)
+    }
+
     /// Exchange and queue of delivery jobs (they share the name).
     pub fn deliveries(&self) -> String {
         format!("{}.deliveries", self.0)

@@ -20,3 +20,11 @@ pub static EVENTS_FANNED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Registers the fan-out metrics with their usual series at zero.
+pub fn init() {
+    LazyLock::force(&JOBS_FANNED_OUT);
+    for outcome in ["fanned_out", "no_subscribers", "duplicate", "requeued"] {
+        EVENTS_FANNED_OUT.with_label_values(&[outcome]);
+    }
+}

@@ -7,6 +7,9 @@
 
 mod buffer;
 mod enrich;
+mod geo;
+mod invalidation;
+mod lookup;
 pub mod metrics;
 mod redirect;
 
@@ -15,12 +18,14 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use linkkit_core::Namespace;
-use linkkit_store::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use buffer::{run_buffer_publisher, EventBuffer, EventBufferReceiver};
 pub use enrich::{classify_user_agent, Visitor};
+pub use geo::{Geo, GeoError};
+pub use invalidation::run_cache_invalidation;
+pub use lookup::{LinkCache, Target};
 
 #[derive(Debug, Clone)]
 pub struct RedirectConfig {
@@ -33,7 +38,8 @@ pub struct RedirectConfig {
 
 #[derive(Debug, Clone)]
 pub struct RedirectState {
-    pub pool: PgPool,
+    pub links: LinkCache,
+    pub geo: Geo,
     pub events: EventBuffer,
     pub config: Arc<RedirectConfig>,
 }
@@ -51,7 +57,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "redirect service listening");
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -48,3 +48,14 @@ pub static BOT_VISITS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Registers the redirect metrics with their usual series at zero.
+pub fn init() {
+    for status in ["302", "404", "410", "503"] {
+        REDIRECTS.with_label_values(&[status]);
+    }
+    LazyLock::force(&REDIRECT_DURATION);
+    LazyLock::force(&EVENTS_BUFFERED);
+    LazyLock::force(&EVENTS_DROPPED);
+    LazyLock::force(&BOT_VISITS);
+}

@@ -1,8 +1,10 @@
 //! The redirect handler: look the slug up, answer at once, hand the visit event to the buffer.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{Path, RawQuery, State};
+use crate::lookup::Target;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +12,6 @@ use chrono::Utc;
 use linkkit_core::event::VisitData;
 use linkkit_core::slug::Slug;
 use linkkit_core::{Envelope, EventType, LinkId, WorkspaceId};
-use linkkit_store::links::{self, LinkRow};
 
 use crate::enrich::classify_user_agent;
 use crate::metrics::{BOT_VISITS, REDIRECTS, REDIRECT_DURATION};
@@ -21,13 +22,14 @@ const QR_PARAMETER: &str = "qr";
 
 pub async fn follow(
     State(state): State<RedirectState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     Path(slug): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let response = answer(&state, &method, &slug, query.as_deref(), &headers).await;
+    let response = answer(&state, peer, &method, &slug, query.as_deref(), &headers).await;
     REDIRECTS
         .with_label_values(&[response.status().as_str()])
         .inc();
@@ -37,6 +39,7 @@ pub async fn follow(
 
 async fn answer(
     state: &RedirectState,
+    peer: SocketAddr,
     method: &Method,
     slug: &str,
     query: Option<&str>,
@@ -45,7 +48,7 @@ async fn answer(
     if Slug::parse(slug).is_err() {
         return plain(StatusCode::NOT_FOUND, "no such link");
     }
-    let link = match links::find_by_slug(&state.pool, slug).await {
+    let link = match state.links.find(slug).await {
         Ok(Some(link)) => link,
         Ok(None) => return plain(StatusCode::NOT_FOUND, "no such link"),
         Err(error) => {
@@ -53,17 +56,16 @@ async fn answer(
             return plain(StatusCode::SERVICE_UNAVAILABLE, "try again shortly");
         }
     };
-    let now = Utc::now();
-    if link.deleted_at.is_some() || link.expires_at.is_some_and(|t| t <= now) {
+    if link.is_gone(Utc::now()) {
         return plain(StatusCode::GONE, "this link is no longer available");
     }
     let (is_qr, passed_on) = split_query(query);
     let Some(location) = location(&link.destination_url, &passed_on) else {
-        tracing::error!(link_id = %link.id, "stored destination is not a valid header value");
+        tracing::error!(link_id = %link.link_id, "stored destination is not a valid header value");
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "this link is broken");
     };
     if method == Method::GET {
-        record_visit(state, &link, is_qr, headers);
+        record_visit(state, &link, is_qr, peer, headers);
     }
     let mut response = StatusCode::FOUND.into_response();
     response.headers_mut().insert(LOCATION, location);
@@ -74,7 +76,13 @@ async fn answer(
     response
 }
 
-fn record_visit(state: &RedirectState, link: &LinkRow, is_qr: bool, headers: &HeaderMap) {
+fn record_visit(
+    state: &RedirectState,
+    link: &Target,
+    is_qr: bool,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) {
     let user_agent = headers
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -85,7 +93,7 @@ fn record_visit(state: &RedirectState, link: &LinkRow, is_qr: bool, headers: &He
         return;
     }
     let (Ok(link_id), Ok(workspace_id)) = (
-        LinkId::parse(&link.id),
+        LinkId::parse(&link.link_id),
         WorkspaceId::parse(&link.workspace_id),
     ) else {
         return;
@@ -100,7 +108,7 @@ fn record_visit(state: &RedirectState, link: &LinkRow, is_qr: bool, headers: &He
         destination_url: link.destination_url.clone(),
         segment: link.segment.clone(),
         campaign: link.campaign.clone(),
-        click_location: "Unknown".to_owned(),
+        click_location: state.geo.country(peer, headers),
         device: visitor.device.to_owned(),
         browser: visitor.browser,
         os: visitor.os,

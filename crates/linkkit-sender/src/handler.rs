@@ -58,7 +58,7 @@ impl Handler for SenderHandler {
 }
 
 impl SenderHandler {
-    #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, endpoint_id = %job.endpoint_id, attempt = job.attempt))]
+    #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, endpoint_id = %job.endpoint_id, event_id = %job.event.id, attempt = job.attempt))]
     async fn deliver(&self, job: DeliveryJob) -> Handled {
         let generation = job.generation.to_string();
         let key = self
@@ -149,6 +149,12 @@ impl SenderHandler {
         .await;
         drop(pass);
         record_metrics(&outcome);
+        tracing::debug!(
+            status = outcome.status_code,
+            duration_ms = outcome.duration.as_millis() as u64,
+            error = outcome.error.as_deref(),
+            "attempt made"
+        );
         self.guards.record(
             &job.endpoint_id,
             matches!(outcome.status_code, Some(200..=299)),

@@ -41,7 +41,7 @@ pub static DELIVERY_LAG: LazyLock<Histogram> = LazyLock::new(|| {
 pub static RETRIES_SCHEDULED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_retries_scheduled_total",
-        "Retries parked in a retry queue, by the attempt number that follows (2, 3, …).",
+        "Retries parked in a retry queue, by retry tier: the attempt number that follows (2 = the first retry, after the schedule's first delay).",
         &["attempt"]
     )
     .expect("metric registers once")
@@ -82,3 +82,27 @@ pub static JOBS_DEFERRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Registers the sender metrics with their usual series at zero; `max_attempts` comes from the
+/// retry schedule.
+pub fn init(max_attempts: u32) {
+    DELIVERY_ATTEMPTS.with_label_values(&["succeeded", "2xx"]);
+    for class in ["3xx", "4xx", "5xx", "none"] {
+        DELIVERY_ATTEMPTS.with_label_values(&["failed", class]);
+    }
+    LazyLock::force(&DELIVERY_DURATION);
+    LazyLock::force(&DELIVERY_LAG);
+    for attempt in 2..=max_attempts {
+        RETRIES_SCHEDULED.with_label_values(&[&attempt.to_string()]);
+    }
+    for reason in ["gone", "failing"] {
+        ENDPOINTS_DISABLED.with_label_values(&[reason]);
+    }
+    DUPLICATES_SUPPRESSED.with_label_values(&["done"]);
+    for state in ["open", "closed"] {
+        BREAKER_TRANSITIONS.with_label_values(&[state]);
+    }
+    for reason in ["circuit_open", "endpoint_busy", "in_flight_elsewhere"] {
+        JOBS_DEFERRED.with_label_values(&[reason]);
+    }
+}

@@ -126,3 +126,22 @@ pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<LinkRow>, 
             .await?,
     )
 }
+
+/// Adds visits to links: `clicks[i]` and `scans[i]` to link `ids[i]`, in one statement.
+pub async fn add_visits(
+    pool: &PgPool,
+    ids: &[String],
+    clicks: &[i64],
+    scans: &[i64],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE links SET clicks = links.clicks + v.clicks, scans = links.scans + v.scans \
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS v(id, clicks, scans) WHERE links.id = v.id",
+    )
+    .bind(ids)
+    .bind(clicks)
+    .bind(scans)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use linkkit_api::{ApiConfig, AppState};
 use linkkit_bus::{Broker, Publisher, Topology};
+use linkkit_cache::links::LinkStore;
 use linkkit_cache::{Idempotency, RateLimiter};
 use linkkit_fanout::FanoutSettings;
-use linkkit_redirect::{EventBuffer, RedirectConfig, RedirectState};
+use linkkit_redirect::{EventBuffer, Geo, LinkCache, RedirectConfig, RedirectState};
 use linkkit_sender::SenderSettings;
 use linkkit_store::PgPool;
 use sqlx::migrate::MigrateDatabase;
@@ -133,11 +134,24 @@ pub async fn run(
         "admin server",
         admin::serve(listeners.admin, readiness, shutdown.clone()),
     );
+    init_metrics(service, &config);
+    if service.includes(Service::Fanout) || service.includes(Service::Sender) {
+        let exporter = linkkit_bus::run_queue_depth_exporter(
+            broker.clone(),
+            topology.clone(),
+            shutdown.clone(),
+        );
+        spawn(&mut tasks, "queue depth exporter", async move {
+            exporter.await;
+            Ok::<(), std::io::Error>(())
+        });
+    }
 
     if let Some(listener) = listeners.api {
         let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
         let api_config = ApiConfig {
             public_base_url: config.public_base_url.clone(),
+            api_base_url: config.api_base_url.clone(),
             target_policy: config.target_policy(),
             namespace: config.namespace.clone(),
         };
@@ -154,12 +168,25 @@ pub async fn run(
             publisher: publisher.clone(),
             config: Arc::new(api_config),
             rate_limiter,
+            link_cache: redis
+                .clone()
+                .map(|redis| LinkStore::new(redis, config.namespace.clone())),
         };
         spawn(
             &mut tasks,
             "API server",
             linkkit_api::serve(state, listener, shutdown.clone()),
         );
+        let counters = linkkit_api::run_visit_counters(
+            broker.clone(),
+            topology.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        );
+        spawn(&mut tasks, "visit counters", async move {
+            counters.await;
+            Ok::<(), std::io::Error>(())
+        });
         let (pool, namespace, token) = (pool.clone(), config.namespace.clone(), shutdown.clone());
         spawn(&mut tasks, "outbox relay", async move {
             linkkit_api::run_outbox_relay(pool, &publisher, namespace, token).await;
@@ -175,8 +202,25 @@ pub async fn run(
             namespace: config.namespace.clone(),
             track_bots: config.track_bots,
         };
+        let links = LinkCache::new(pool.clone(), redis.clone(), config.namespace.clone());
+        let geo = Geo::new(
+            config.geoip_db.as_deref(),
+            config.trust_proxy_headers,
+            config.trusted_proxies.clone(),
+        )?;
+        let invalidation = linkkit_redirect::run_cache_invalidation(
+            broker.clone(),
+            topology.clone(),
+            links.clone(),
+            shutdown.clone(),
+        );
+        spawn(&mut tasks, "link cache invalidation", async move {
+            invalidation.await;
+            Ok::<(), std::io::Error>(())
+        });
         let state = RedirectState {
-            pool: pool.clone(),
+            links,
+            geo,
             events,
             config: Arc::new(redirect_config),
         };
@@ -265,4 +309,28 @@ fn spawn<E: std::fmt::Display>(
     task: impl Future<Output = Result<(), E>> + Send + 'static,
 ) {
     tasks.spawn(async move { (name, task.await.map_err(|e| e.to_string())) });
+}
+
+/// Registers the metrics of the parts this process runs, with their usual series at zero, so a
+/// scrape shows every family from the start.
+fn init_metrics(service: Service, config: &Config) {
+    linkkit_bus::metrics::init();
+    if service.includes(Service::Api) {
+        linkkit_bus::metrics::init_publisher("api");
+    }
+    if service.includes(Service::Redirect) {
+        linkkit_bus::metrics::init_publisher("redirect");
+    }
+    if service.uses_redis() {
+        linkkit_cache::init_metrics();
+    }
+    if service.includes(Service::Redirect) {
+        linkkit_redirect::metrics::init();
+    }
+    if service.includes(Service::Fanout) {
+        linkkit_fanout::metrics::init();
+    }
+    if service.includes(Service::Sender) {
+        linkkit_sender::metrics::init(config.retry_schedule.max_attempts());
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -31,6 +32,9 @@ pub mod defaults {
     pub const SENDER_CONCURRENCY: usize = 128;
     pub const FANOUT_CONCURRENCY: usize = 32;
     pub const ENDPOINT_CONCURRENCY: usize = 32;
+    /// Where reverse proxies and load balancers usually sit.
+    pub const TRUSTED_PROXIES: &str =
+        "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
     /// API requests per second per key.
     pub const API_RATE_LIMIT: &str = "100";
 }
@@ -61,6 +65,8 @@ pub struct Config {
     pub redirect_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub public_base_url: String,
+    /// `LINKKIT_API_BASE_URL`: where clients reach the API (default `http://` + the API address).
+    pub api_base_url: String,
     pub allow_private_targets: bool,
     /// `LINKKIT_ALLOWED_TARGET_CIDRS`: private ranges webhooks may go to anyway.
     pub allowed_target_ranges: Vec<IpNet>,
@@ -69,6 +75,12 @@ pub struct Config {
     pub disable_after: Duration,
     pub event_buffer: usize,
     pub track_bots: bool,
+    /// `LINKKIT_GEOIP_DB`: a GeoLite2/GeoIP2 Country or City `.mmdb` file.
+    pub geoip_db: Option<PathBuf>,
+    /// `LINKKIT_TRUST_PROXY_HEADERS`: believe `X-Forwarded-For` and CDN country headers from
+    /// `LINKKIT_TRUSTED_PROXIES`.
+    pub trust_proxy_headers: bool,
+    pub trusted_proxies: Vec<IpNet>,
     pub sender_concurrency: usize,
     pub endpoint_concurrency: usize,
     pub fanout_concurrency: usize,
@@ -122,6 +134,15 @@ impl Config {
                 socket_addr,
             )?,
             admin_addr: read.parsed("LINKKIT_ADMIN_ADDR", defaults::ADMIN_ADDR, socket_addr)?,
+            api_base_url: {
+                let api_addr: SocketAddr =
+                    read.parsed("LINKKIT_API_ADDR", defaults::API_ADDR, socket_addr)?;
+                read.url(
+                    "LINKKIT_API_BASE_URL",
+                    &format!("http://{api_addr}"),
+                    &["http", "https"],
+                )?
+            },
             public_base_url: read.url(
                 "LINKKIT_PUBLIC_BASE_URL",
                 defaults::PUBLIC_BASE_URL,
@@ -154,6 +175,23 @@ impl Config {
                 positive_count,
             )?,
             track_bots: read.parsed("LINKKIT_TRACK_BOTS", "false", boolean)?,
+            geoip_db: read.parsed("LINKKIT_GEOIP_DB", "", |v| {
+                if v.is_empty() {
+                    return Ok(None);
+                }
+                let path = PathBuf::from(v);
+                if path.is_file() {
+                    Ok(Some(path))
+                } else {
+                    Err("no such file".into())
+                }
+            })?,
+            trust_proxy_headers: read.parsed("LINKKIT_TRUST_PROXY_HEADERS", "false", boolean)?,
+            trusted_proxies: read.parsed(
+                "LINKKIT_TRUSTED_PROXIES",
+                defaults::TRUSTED_PROXIES,
+                |v| TargetPolicy::parse_ranges(v).map_err(|e| e.to_string()),
+            )?,
             sender_concurrency: read.parsed(
                 "LINKKIT_SENDER_CONCURRENCY",
                 &defaults::SENDER_CONCURRENCY.to_string(),
@@ -305,6 +343,7 @@ mod tests {
             ("LINKKIT_AMQP_URL", "http://broker"),
             ("LINKKIT_PUBLIC_BASE_URL", "lkkt.in"),
             ("LINKKIT_ALLOWED_TARGET_CIDRS", "10.0.0.0/8,nonsense"),
+            ("LINKKIT_GEOIP_DB", "/nonexistent/GeoLite2-Country.mmdb"),
         ] {
             let error = config_with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);
