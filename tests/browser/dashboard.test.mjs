@@ -5,7 +5,7 @@
 // `scripts/browser-test.sh --update-screenshots`).
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -144,7 +144,7 @@ describe('the dashboard', () => {
     await item.getByText('Order system').waitFor();
   });
 
-  test('a link created in the dashboard can be copied, and its click reaches the endpoint', async () => {
+  test('a link created in the dashboard can be copied and its QR code downloaded; its click reaches the endpoint', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Links' }).click();
     await page.getByRole('link', { name: 'Create your first link' }).waitFor();
     await page.getByRole('link', { name: 'Create link' }).first().click();
@@ -169,13 +169,14 @@ describe('the dashboard', () => {
     await page.getByText(`Copied ${shortUrl}`).waitFor();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), shortUrl);
 
-    // The QR code: a PNG download once the API has the route, a plain message until then.
-    const download = page.waitForEvent('download', { timeout: 10000 }).catch(() => null);
+    // The QR code downloads as a PNG named after the slug.
+    const download = page.waitForEvent('download');
     await row.getByRole('button', { name: /QR code/ }).click();
-    await Promise.race([
-      download,
-      page.getByText('QR codes are not available on this Linkkit server yet.').waitFor({ timeout: 10000 }),
-    ]);
+    const qr = await download;
+    assert.equal(qr.suggestedFilename(), 'summer-sale-qr.png');
+    const png = readFileSync(await qr.path());
+    assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);
+    await page.getByText('Downloaded the QR code of /summer-sale').waitFor();
 
     // A second link, made through the API with the key, for a fuller page.
     const second = await fetch(`${linkkit.apiUrl}/api/v1/links`, {
@@ -189,8 +190,15 @@ describe('the dashboard', () => {
     assert.equal(visit.status, 302);
     assert.equal(visit.headers.get('location'), 'https://example.com/product');
     await eventually('the click webhook', () => receiver.ofType('link.clicked').length === 1);
-    await page.reload();
-    await row.waitFor();
+    const scan = await fetch(`${shortUrl}?qr=1`, { redirect: 'manual', headers: { 'user-agent': IPHONE } });
+    assert.equal(scan.status, 302);
+    // The visit counters are kept from the events; the list shows them after a reload.
+    await eventually('the click and the scan counted on the links page', async () => {
+      await page.reload();
+      const clicks = await row.locator('td[data-label="Clicks"]').textContent();
+      const scans = await row.locator('td[data-label="Scans"]').textContent();
+      return clicks === '1' && scans === '1';
+    });
     await shot('links');
   });
 
