@@ -1,4 +1,5 @@
-//! The API service: links and webhook endpoints over HTTP (`/api/v1`, SPEC §5), and the outbox
+//! The API service: links and webhook endpoints over HTTP (`/api/v1`, SPEC §5), the web
+//! dashboard that uses them (`/dashboard/`, signed in with a session cookie), and the outbox
 //! relay that publishes what the API wrote.
 //!
 //! Every change and the event it causes are written in one Postgres transaction (the outbox);
@@ -8,12 +9,14 @@
 
 mod auth;
 mod counters;
+mod dashboard;
 mod deliveries;
 mod error;
 mod extract;
 mod links;
 mod outbox_relay;
 mod qr;
+mod session;
 mod views;
 mod webhooks;
 
@@ -68,15 +71,17 @@ pub struct AppState {
     pub link_cache: Option<LinkStore>,
 }
 
-/// The `/api/v1` routes.
+/// The `/api/v1` routes, and the dashboard at `/dashboard/` that uses them.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(
             "/api/v1",
             links::routes()
                 .merge(webhooks::routes())
-                .merge(deliveries::routes()),
+                .merge(deliveries::routes())
+                .merge(session::routes()),
         )
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

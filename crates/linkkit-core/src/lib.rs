@@ -13,6 +13,7 @@ pub mod job;
 pub mod namespace;
 pub mod net;
 pub mod retry;
+pub mod session_token;
 pub mod signing;
 pub mod slug;
 pub mod url_rules;

@@ -10,6 +10,7 @@ pub mod endpoints;
 mod error;
 pub mod links;
 pub mod outbox;
+pub mod sessions;
 pub mod workspaces;
 
 use std::time::Duration;
