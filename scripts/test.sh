@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+# The dashboard in a real browser (Chromium driven by Playwright, node's test runner).
+./scripts/browser-test.sh 2>&1 | tee -a "$log" || status=$?
 # One closing line for the whole suite, summed over every test binary.
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     /^# (pass|fail|skipped) / { if ($2 == "pass") passed += $3; else if ($2 == "fail") failed += $3; else ignored += $3 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
 exit "$status"

@@ -164,8 +164,6 @@ impl SenderHandler {
             Decision::Succeeded => {
                 self.record(job, &outcome, DeliveryStatus::Succeeded, None)
                     .await?;
-                let _ = endpoints::record_success(&self.pool, &job.endpoint_id, outcome.started_at)
-                    .await;
                 let lag = (Utc::now() - job.event_time).to_std().unwrap_or_default();
                 DELIVERY_LAG.observe(lag.as_secs_f64());
                 Ok(Settled::Finished)
@@ -246,7 +244,7 @@ impl SenderHandler {
             new_status: status,
             next_attempt_at,
         };
-        deliveries::record_attempt(&self.pool, &job.delivery_id, &record)
+        deliveries::record_attempt(&self.pool, &job.delivery_id, &job.endpoint_id, &record)
             .await
             .map_err(|e| format!("recording the attempt failed: {e}"))
     }

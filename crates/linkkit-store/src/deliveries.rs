@@ -74,17 +74,6 @@ pub async fn create_for_event(
     event: &Envelope,
     subscribers: &Subscribers,
 ) -> Result<Vec<(DeliveryId, EndpointId)>, StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO events (id, workspace_id, event_type, payload) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(event.id.as_str())
-    .bind(workspace_id.as_str())
-    .bind(event.event.as_str())
-    .bind(serde_json::to_value(event).expect("an envelope serializes"))
-    .execute(&mut *tx)
-    .await?;
     let endpoints: Vec<(&EndpointId, DeliveryStatus)> = subscribers
         .enabled
         .iter()
@@ -105,9 +94,13 @@ pub async fn create_for_event(
         .iter()
         .map(|(_, status)| status.as_str())
         .collect();
-    // The no-op update makes RETURNING report rows that already existed, with their old ids.
+    // One statement (one round trip, one commit) stores the event and its deliveries. The no-op
+    // update makes RETURNING report deliveries that already existed, with their old ids.
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
+        "WITH event AS ( \
+             INSERT INTO events (id, workspace_id, event_type, payload) VALUES ($2, $1, $3, $7) \
+             ON CONFLICT (id) DO NOTHING) \
+         INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
          SELECT d.id, $1, $2, $3, d.endpoint_id, d.status \
          FROM UNNEST($4::text[], $5::text[], $6::text[]) AS d(id, endpoint_id, status) \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id \
@@ -119,9 +112,9 @@ pub async fn create_for_event(
     .bind(&new_ids)
     .bind(&endpoint_ids)
     .bind(&statuses)
-    .fetch_all(&mut *tx)
+    .bind(serde_json::to_value(event).expect("an envelope serializes"))
+    .fetch_all(pool)
     .await?;
-    tx.commit().await?;
     Ok(rows
         .into_iter()
         .filter_map(|(delivery, endpoint)| {
@@ -151,12 +144,22 @@ pub struct AttemptRecord {
 pub async fn record_attempt(
     pool: &PgPool,
     delivery_id: &DeliveryId,
+    endpoint_id: &EndpointId,
     record: &AttemptRecord,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let succeeded = record.new_status == DeliveryStatus::Succeeded;
+    // One statement, so one round trip and one commit: the attempt, the delivery's new status,
+    // and (after a success) the endpoint's last success, refreshed at most every 30 s.
     sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "WITH attempt AS ( \
+             INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)), \
+         healthy AS ( \
+             UPDATE endpoints SET last_success_at = $3 WHERE $11 AND id = $10 \
+             AND (last_success_at IS NULL OR last_success_at < $3 - interval '30 seconds')) \
+         UPDATE deliveries SET status = $8, attempt_count = attempt_count + 1, next_attempt_at = $9, \
+             delivered_at = CASE WHEN $11 THEN $3 ELSE delivered_at END \
+         WHERE id = $1",
     )
     .bind(delivery_id.as_str())
     .bind(record.attempt as i32)
@@ -165,20 +168,12 @@ pub async fn record_attempt(
     .bind(record.duration_ms as i32)
     .bind(&record.error)
     .bind(&record.response_body)
-    .execute(&mut *tx)
-    .await?;
-    let delivered_at = (record.new_status == DeliveryStatus::Succeeded).then_some(record.at);
-    sqlx::query(
-        "UPDATE deliveries SET status = $2, attempt_count = attempt_count + 1, next_attempt_at = $3, \
-         delivered_at = COALESCE($4, delivered_at) WHERE id = $1",
-    )
-    .bind(delivery_id.as_str())
     .bind(record.new_status.as_str())
     .bind(record.next_attempt_at)
-    .bind(delivered_at)
-    .execute(&mut *tx)
+    .bind(endpoint_id.as_str())
+    .bind(succeeded)
+    .execute(pool)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 

@@ -143,20 +143,6 @@ pub async fn subscribed(
     Ok(subscribers)
 }
 
-/// Marks a successful delivery on the endpoint (the start of its health window).
-pub async fn record_success(
-    pool: &PgPool,
-    id: &EndpointId,
-    at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE endpoints SET last_success_at = $2 WHERE id = $1")
-        .bind(id.as_str())
-        .bind(at)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 /// Disables an endpoint with a reason shown to its owner.
 pub async fn disable(pool: &PgPool, id: &EndpointId, reason: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1")
