@@ -317,11 +317,16 @@ fn url_of(listener: &TcpListener) -> String {
     format!("http://{}", listener.local_addr().unwrap())
 }
 
-/// The `linkkit` binary next to this test binary (`target/<profile>/linkkit`), which
-/// `cargo test --workspace` builds before running the tests.
+/// The `linkkit` binary of the same build as this program: beside it (a binary such as
+/// `linkkit-bench` in `target/<profile>/`) or one folder up (a test in `target/<profile>/deps/`).
+/// `cargo test --workspace` builds it before running the tests.
 pub fn linkkit_binary() -> std::path::PathBuf {
-    let test_binary = std::env::current_exe().expect("the test binary has a path");
-    let profile_dir = test_binary
+    let this = std::env::current_exe().expect("this program has a path");
+    let beside = this.with_file_name("linkkit");
+    if beside.exists() {
+        return beside;
+    }
+    let profile_dir = this
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps");

@@ -203,5 +203,22 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    if std::env::var("LINKKIT_BENCH_METRICS").is_ok() {
+        dump_metrics();
+    }
     Ok(())
+}
+
+/// The process's own Linkkit metrics (deferrals, duplicates, fan-out outcomes…), to see where
+/// a scenario spent its time (`LINKKIT_BENCH_METRICS=1`).
+fn dump_metrics() {
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::gather())
+        .unwrap_or_default();
+    for metric in text
+        .lines()
+        .filter(|l| l.starts_with("linkkit_") && !l.contains("_bucket") && !l.ends_with(" 0"))
+    {
+        line(&format!("    {metric}"));
+    }
 }

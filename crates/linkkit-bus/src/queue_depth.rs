@@ -34,12 +34,13 @@ pub async fn run_queue_depth_exporter(
 
 async fn sample(broker: &Broker, topology: &Topology) -> Result<(), crate::BusError> {
     let channel = broker.channel().await?;
+    // Declaring is idempotent and makes sure every queue exists before it is inspected.
+    topology.declare(&channel).await?;
     for queue in topology.queue_names() {
         let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
         };
-        // A queue that does not exist yet closes the channel; the next tick tries again.
         let declared = channel
             .queue_declare(&queue, passive, FieldTable::default())
             .await?;

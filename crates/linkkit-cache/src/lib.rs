@@ -53,7 +53,7 @@ pub fn init_metrics() {
 pub fn connect(redis_url: &str) -> Result<Pool, CacheError> {
     let mut config = Config::from_url(redis_url);
     config.pool = Some(PoolConfig {
-        max_size: 32,
+        max_size: 64,
         timeouts: Timeouts {
             wait: Some(REDIS_TIMEOUT),
             create: Some(REDIS_TIMEOUT),

@@ -95,10 +95,14 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Postgres connections per process: the workers keep hundreds of messages in flight, and each
+/// needs a connection for a moment.
+const DATABASE_CONNECTIONS: u32 = 48;
+
 pub fn connect_database(config: &Config) -> anyhow::Result<PgPool> {
     Ok(linkkit_store::connect_lazy(
         config.database_url.expose(),
-        16,
+        DATABASE_CONNECTIONS,
     )?)
 }
 

@@ -30,8 +30,8 @@ pub mod defaults {
     pub const DISABLE_AFTER: &str = "5d";
     /// Visit events the redirect holds while the broker is away.
     pub const EVENT_BUFFER: usize = 100_000;
-    pub const SENDER_CONCURRENCY: usize = 128;
-    pub const FANOUT_CONCURRENCY: usize = 32;
+    pub const SENDER_CONCURRENCY: usize = 256;
+    pub const FANOUT_CONCURRENCY: usize = 256;
     pub const ENDPOINT_CONCURRENCY: usize = 32;
     /// Where reverse proxies and load balancers usually sit.
     pub const TRUSTED_PROXIES: &str =
