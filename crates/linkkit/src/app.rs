@@ -145,10 +145,7 @@ pub async fn run(
             topology.clone(),
             shutdown.clone(),
         );
-        spawn(&mut tasks, "queue depth exporter", async move {
-            exporter.await;
-            Ok::<(), std::io::Error>(())
-        });
+        spawn_loop(&mut tasks, "queue depth exporter", exporter);
     }
 
     if let Some(listener) = listeners.api {
@@ -187,14 +184,10 @@ pub async fn run(
             pool.clone(),
             shutdown.clone(),
         );
-        spawn(&mut tasks, "visit counters", async move {
-            counters.await;
-            Ok::<(), std::io::Error>(())
-        });
+        spawn_loop(&mut tasks, "visit counters", counters);
         let (pool, namespace, token) = (pool.clone(), config.namespace.clone(), shutdown.clone());
-        spawn(&mut tasks, "outbox relay", async move {
-            linkkit_api::run_outbox_relay(pool, &publisher, namespace, token).await;
-            Ok::<(), std::io::Error>(())
+        spawn_loop(&mut tasks, "outbox relay", async move {
+            linkkit_api::run_outbox_relay(pool, &publisher, namespace, token).await
         });
     }
 
@@ -218,10 +211,7 @@ pub async fn run(
             links.clone(),
             shutdown.clone(),
         );
-        spawn(&mut tasks, "link cache invalidation", async move {
-            invalidation.await;
-            Ok::<(), std::io::Error>(())
-        });
+        spawn_loop(&mut tasks, "link cache invalidation", invalidation);
         let state = RedirectState {
             links,
             geo,
@@ -234,9 +224,8 @@ pub async fn run(
             linkkit_redirect::serve(state, listener, shutdown.clone()),
         );
         let (namespace, token) = (config.namespace.clone(), shutdown.clone());
-        spawn(&mut tasks, "event buffer publisher", async move {
-            linkkit_redirect::run_buffer_publisher(receiver, &publisher, namespace, token).await;
-            Ok::<(), std::io::Error>(())
+        spawn_loop(&mut tasks, "event buffer publisher", async move {
+            linkkit_redirect::run_buffer_publisher(receiver, &publisher, namespace, token).await
         });
     }
 
@@ -254,10 +243,7 @@ pub async fn run(
             settings,
             shutdown.clone(),
         );
-        spawn(&mut tasks, "fan-out worker", async move {
-            run.await;
-            Ok::<(), std::io::Error>(())
-        });
+        spawn_loop(&mut tasks, "fan-out worker", run);
     }
 
     if let (true, Some(redis)) = (service.includes(Service::Sender), &redis) {
@@ -279,10 +265,7 @@ pub async fn run(
             settings,
             shutdown.clone(),
         );
-        spawn(&mut tasks, "sender worker", async move {
-            run.await;
-            Ok::<(), std::io::Error>(())
-        });
+        spawn_loop(&mut tasks, "sender worker", run);
     }
 
     let mut failure = None;
@@ -306,6 +289,18 @@ pub async fn run(
 }
 
 type TaskResult = (&'static str, Result<(), String>);
+
+/// Spawns a part that runs until shutdown and has no error of its own to report.
+fn spawn_loop(
+    tasks: &mut JoinSet<TaskResult>,
+    name: &'static str,
+    task: impl Future<Output = ()> + Send + 'static,
+) {
+    spawn(tasks, name, async move {
+        task.await;
+        Ok::<(), std::io::Error>(())
+    });
+}
 
 fn spawn<E: std::fmt::Display>(
     tasks: &mut JoinSet<TaskResult>,
