@@ -124,7 +124,7 @@ pub async fn subscribed(
     event_type: EventType,
 ) -> Result<Subscribers, StoreError> {
     let rows: Vec<(String, bool)> =
-        sqlx::query_as("SELECT id, enabled FROM endpoints WHERE workspace_id = $1 AND $2 = ANY(events) ORDER BY id")
+        sqlx::query_as("SELECT id, enabled FROM endpoints WHERE workspace_id = $1 AND events @> ARRAY[$2]::text[] ORDER BY id")
             .bind(workspace_id.as_str())
             .bind(event_type.as_str())
             .fetch_all(pool)
