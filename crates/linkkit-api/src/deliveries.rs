@@ -13,10 +13,11 @@ use linkkit_bus::Outgoing;
 use linkkit_core::{DeliveryId, DeliveryJob, EndpointId, Envelope, WorkspaceId};
 use linkkit_store::deliveries::{self, DeliveryRow, DeliveryStatus};
 use linkkit_store::endpoints::Subscribers;
-use serde_json::{json, Value};
 
 use crate::auth::Workspace;
+use crate::error::ErrorBody;
 use crate::extract::RawQuery;
+use crate::schema::ReplayView;
 use crate::views::{AttemptView, DeliveryView, ListView};
 use crate::webhooks::{endpoint_id, find};
 use crate::{ApiError, AppState};
@@ -27,6 +28,16 @@ pub fn routes() -> Router<AppState> {
         .route("/deliveries/{id}/resend", post(resend))
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/deliveries",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)"), crate::schema::DeliveryFilter),
+    responses(
+        (status = 200, description = "A page of the endpoint's deliveries, newest first", body = ListView<DeliveryView>),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list_for_endpoint(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
@@ -59,7 +70,17 @@ pub(crate) async fn list_for_endpoint(
     Ok(Json(ListView::from_page(page, DeliveryView::new)))
 }
 
-async fn get_delivery(
+#[utoipa::path(
+    get,
+    path = "/deliveries/{id}",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery's id (`dlv_…`)")),
+    responses(
+        (status = 200, description = "The delivery with every attempt", body = DeliveryView),
+        (status = 404, description = "No such delivery in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_delivery(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
@@ -71,7 +92,17 @@ async fn get_delivery(
     Ok(Json(view))
 }
 
-async fn resend(
+#[utoipa::path(
+    post,
+    path = "/deliveries/{id}/resend",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "The delivery's id (`dlv_…`)")),
+    responses(
+        (status = 202, description = "Sent again now, with a fresh retry schedule", body = DeliveryView),
+        (status = 404, description = "No such delivery in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn resend(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
@@ -85,18 +116,28 @@ async fn resend(
 }
 
 /// `POST /webhooks/{id}/replay`: every dead delivery of the endpoint goes out again.
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/replay",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)")),
+    responses(
+        (status = 200, description = "How many dead deliveries were sent again", body = ReplayView),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
 pub(crate) async fn replay_dead(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReplayView>, ApiError> {
     let endpoint = find(&state, &workspace, &id).await?;
     let endpoint_id = endpoint_id(&endpoint.id)?;
     let dead = deliveries::dead_for_endpoint(&state.pool, &workspace, &endpoint_id).await?;
     for row in &dead {
         send_new_generation(&state, &workspace, row).await?;
     }
-    Ok(Json(json!({ "count": dead.len() })))
+    Ok(Json(ReplayView { count: dead.len() }))
 }
 
 /// Records a new event and its single delivery to `endpoint`, and publishes the job.

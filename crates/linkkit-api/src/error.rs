@@ -9,7 +9,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linkkit_store::StoreError;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -36,6 +37,22 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] BoxError),
+}
+
+/// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `not_found`, `invalid_slug`, `rate_limited`…
+    #[schema(example = "invalid_slug")]
+    pub code: String,
+    /// For people: names the field and the rule.
+    #[schema(example = "slug: `a b` is not a valid slug")]
+    pub message: String,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -78,7 +95,12 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = Json(json!({"error": {"code": code, "message": message}}));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        });
         let mut response = (status, body).into_response();
         if let ApiError::RateLimited {
             retry_after_seconds,

@@ -12,10 +12,13 @@ mod counters;
 mod dashboard;
 mod deliveries;
 mod error;
+mod events;
 mod extract;
 mod links;
+pub mod openapi;
 mod outbox_relay;
 mod qr;
+mod schema;
 mod session;
 mod views;
 mod webhooks;
@@ -24,17 +27,19 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use linkkit_bus::Publisher;
+use linkkit_bus::{Broker, Publisher, Topology};
 use linkkit_cache::links::LinkStore;
 use linkkit_cache::RateLimiter;
 use linkkit_core::net::TargetPolicy;
 use linkkit_core::Namespace;
 use linkkit_store::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use counters::run_visit_counters;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use events::MAX_STREAMS;
 pub use outbox_relay::{relay_once, run_outbox_relay};
 
 /// The largest request body accepted; beyond it the answer is `413`.
@@ -69,6 +74,13 @@ pub struct AppState {
     pub rate_limiter: Option<RateLimiter>,
     /// The redirect's shared link cache, written through on every change.
     pub link_cache: Option<LinkStore>,
+    /// For event streams, which bind queues of their own.
+    pub broker: Broker,
+    pub topology: Topology,
+    /// Event streams still open; one permit each, [`MAX_STREAMS`] in all.
+    pub streams: Arc<Semaphore>,
+    /// Fired when the server stops: open event streams end, so shutdown never waits on them.
+    pub shutdown: CancellationToken,
 }
 
 /// The `/api/v1` routes, and the dashboard at `/dashboard/` that uses them.
@@ -79,7 +91,9 @@ pub fn router(state: AppState) -> Router {
             links::routes()
                 .merge(webhooks::routes())
                 .merge(deliveries::routes())
-                .merge(session::routes()),
+                .merge(session::routes())
+                .merge(events::routes())
+                .route("/openapi.json", axum::routing::get(openapi::openapi_json)),
         )
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("route") })

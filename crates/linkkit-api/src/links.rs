@@ -16,8 +16,10 @@ use linkkit_store::links::{self, LinkRow};
 use linkkit_store::{outbox, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::auth::Workspace;
+use crate::error::ErrorBody;
 use crate::extract::{present, JsonBody, RawQuery};
 use crate::views::{link_state, LinkView, ListView};
 use crate::{ApiError, AppState};
@@ -40,18 +42,45 @@ pub fn routes() -> Router<AppState> {
         .route("/links/{id}/qr", get(crate::qr::link_qr))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new short link.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateLink {
+pub(crate) struct CreateLink {
+    /// Where the short link sends visitors: an absolute `http`/`https` URL with a host and no
+    /// credentials.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$",
+        example = "https://example.com/product"
+    )]
     destination_url: String,
+    /// Generated (7 characters) when not given.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", example = "summer-sale")]
     slug: Option<String>,
+    /// Trimmed; empty means `null`.
+    #[schema(max_length = 200, example = "Black Friday 2026")]
     segment: Option<String>,
+    /// Trimmed; empty means `null`.
+    #[schema(max_length = 200, example = "Q4 Sales")]
     campaign: Option<String>,
+    /// Up to 20 tags of 1–50 characters (trimmed); repeats are dropped.
+    #[schema(max_items = 20, value_type = Option<Vec<crate::schema::Tag>>)]
     tags: Option<Vec<String>>,
+    /// Must be in the future; after it the short link answers `410`.
     expires_at: Option<DateTime<Utc>>,
 }
 
-async fn create_link(
+#[utoipa::path(
+    post,
+    path = "/links",
+    tag = "links",
+    request_body = CreateLink,
+    responses(
+        (status = 201, description = "The link; `link.created` is emitted", body = LinkView),
+        (status = 409, description = "The slug is taken", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create_link(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     JsonBody(request): JsonBody<CreateLink>,
@@ -105,7 +134,14 @@ async fn create_link(
     ))
 }
 
-async fn list_links(
+#[utoipa::path(
+    get,
+    path = "/links",
+    tag = "links",
+    params(crate::schema::Pagination),
+    responses((status = 200, description = "A page of links, newest first", body = ListView<LinkView>))
+)]
+pub(crate) async fn list_links(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     query: RawQuery,
@@ -123,7 +159,17 @@ async fn list_links(
     })))
 }
 
-async fn get_link(
+#[utoipa::path(
+    get,
+    path = "/links/{id}",
+    tag = "links",
+    params(("id" = String, Path, description = "The link's id (`lnk_…`)")),
+    responses(
+        (status = 200, description = "The link", body = LinkView),
+        (status = 404, description = "No such link in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_link(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
@@ -135,21 +181,44 @@ async fn get_link(
     Ok(Json(LinkView::new(row, &state.config)))
 }
 
-#[derive(Debug, Deserialize)]
+/// Any of a link's fields; `null` clears `segment`, `campaign` and `expires_at`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateLink {
+pub(crate) struct UpdateLink {
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
+    )]
     destination_url: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     slug: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200)]
     segment: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200)]
     campaign: Option<Option<String>>,
+    #[schema(max_items = 20, value_type = Option<Vec<crate::schema::Tag>>)]
     tags: Option<Vec<String>>,
+    /// Must be in the future; `null` removes the expiry.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
     expires_at: Option<Option<DateTime<Utc>>>,
 }
 
-async fn update_link(
+#[utoipa::path(
+    patch,
+    path = "/links/{id}",
+    tag = "links",
+    params(("id" = String, Path, description = "The link's id (`lnk_…`)")),
+    request_body = UpdateLink,
+    responses(
+        (status = 200, description = "The link as it now is; `link.updated` is emitted when something changed", body = LinkView),
+        (status = 404, description = "No such link in this workspace", body = ErrorBody),
+        (status = 409, description = "The new slug is taken", body = ErrorBody),
+    )
+)]
+pub(crate) async fn update_link(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
@@ -259,7 +328,17 @@ async fn update_link(
     Ok(Json(LinkView::new(after, &state.config)))
 }
 
-async fn delete_link(
+#[utoipa::path(
+    delete,
+    path = "/links/{id}",
+    tag = "links",
+    params(("id" = String, Path, description = "The link's id (`lnk_…`)")),
+    responses(
+        (status = 204, description = "Deleted; the slug stays reserved and `link.deleted` is emitted"),
+        (status = 404, description = "No such link in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_link(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,

@@ -36,6 +36,47 @@ struct Options {
     bg: [u8; 3],
 }
 
+/// `?format=&size=&margin=&level=&fg=&bg=` of a QR code.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "parsed by `RawQuery`; described here for the document"
+)]
+pub(crate) struct QrParams {
+    /// `svg` (default) or `png`.
+    #[param(value_type = Option<String>, pattern = "^(svg|png)$")]
+    format: Option<String>,
+    /// Pixels, 64–2048 (default 512).
+    #[param(minimum = 64, maximum = 2048)]
+    size: Option<u32>,
+    /// Quiet zone in modules, 0–16 (default 4).
+    #[param(minimum = 0, maximum = 16)]
+    margin: Option<u32>,
+    /// Error correction: `L`, `M` (default), `Q` or `H`.
+    #[param(value_type = Option<String>, pattern = "^[LMQH]$")]
+    level: Option<String>,
+    /// Foreground colour as `rrggbb` (default `000000`).
+    #[param(pattern = "^#*[0-9A-Fa-f]{6}$")]
+    fg: Option<String>,
+    /// Background colour as `rrggbb` (default `ffffff`).
+    #[param(pattern = "^#*[0-9A-Fa-f]{6}$")]
+    bg: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/links/{id}/qr",
+    tag = "links",
+    params(("id" = String, Path, description = "The link's id (`lnk_…`)"), QrParams),
+    responses(
+        (status = 200, description = "The QR code; it encodes `{short_url}?qr=1`", content(
+            (String = "image/svg+xml"),
+            (Vec<u8> = "image/png"),
+        )),
+        (status = 404, description = "No such link in this workspace", body = crate::error::ErrorBody),
+    )
+)]
 pub(crate) async fn link_qr(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,

@@ -8,13 +8,17 @@ use linkkit_store::endpoints::EndpointRow;
 use linkkit_store::links::LinkRow;
 use linkkit_store::Page;
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::schema::{DeliveryStatusName, EventName};
 use crate::ApiConfig;
 
 /// `{"data": [...], "next_cursor": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListView<T> {
     pub data: Vec<T>,
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
+    #[schema(pattern = r"^[A-Za-z0-9_]{1,64}$")]
     pub next_cursor: Option<String>,
 }
 
@@ -27,22 +31,33 @@ impl<T> ListView<T> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A short link.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LinkView {
+    #[schema(
+        pattern = r"^lnk_[0-9a-f]{32}$",
+        example = "lnk_01a21b7c12487042b060897a9c0a32e3"
+    )]
     pub id: String,
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", example = "summer-sale")]
     pub slug: String,
+    #[schema(example = "https://lkkt.in/summer-sale")]
     pub short_url: String,
+    #[schema(example = "https://example.com/product")]
     pub destination_url: String,
     pub segment: Option<String>,
     pub campaign: Option<String>,
     pub tags: Vec<String>,
+    /// After this the short link answers `410 Gone`.
     #[serde(with = "rfc3339_seconds::option")]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(with = "rfc3339_seconds")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "rfc3339_seconds")]
     pub updated_at: DateTime<Utc>,
+    #[schema(minimum = 0)]
     pub clicks: i64,
+    #[schema(minimum = 0)]
     pub scans: i64,
     /// Where to fetch the link's QR code (SVG; add `?format=png` for PNG).
     pub qr_url: String,
@@ -88,10 +103,17 @@ pub fn link_state(row: &LinkRow, config: &ApiConfig) -> LinkState {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A webhook endpoint.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointView {
+    #[schema(
+        pattern = r"^ep_[0-9a-f]{32}$",
+        example = "ep_01a21b7c12487042b060897a9c0a32e3"
+    )]
     pub id: String,
+    #[schema(example = "https://example.com/webhooks")]
     pub url: String,
+    #[schema(value_type = Vec<EventName>)]
     pub events: Vec<String>,
     pub description: String,
     pub enabled: bool,
@@ -101,8 +123,9 @@ pub struct EndpointView {
     pub created_at: DateTime<Utc>,
     #[serde(with = "rfc3339_seconds")]
     pub updated_at: DateTime<Utc>,
-    /// Only on creation and from the secret route.
+    /// Only on creation.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, pattern = r"^whsec_[A-Za-z0-9+/=]+$")]
     pub secret: Option<String>,
 }
 
@@ -130,13 +153,26 @@ impl EndpointView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One event on its way to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
+    #[schema(
+        pattern = r"^dlv_[0-9a-f]{32}$",
+        example = "dlv_01a21b7c12487042b060897a9c0a32e3"
+    )]
     pub id: String,
+    #[schema(
+        pattern = r"^evt_[0-9a-f]{32}$",
+        example = "evt_01a21b7c1269717b823ab622c94fb522"
+    )]
     pub event_id: String,
+    #[schema(value_type = EventName)]
     pub event: String,
+    #[schema(pattern = r"^ep_[0-9a-f]{32}$")]
     pub endpoint_id: String,
+    #[schema(value_type = DeliveryStatusName)]
     pub status: String,
+    #[schema(minimum = 0)]
     pub attempt_count: i32,
     #[serde(with = "rfc3339_seconds::option")]
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -144,7 +180,9 @@ pub struct DeliveryView {
     pub created_at: DateTime<Utc>,
     #[serde(with = "rfc3339_seconds::option")]
     pub delivered_at: Option<DateTime<Utc>>,
+    /// Every attempt, oldest first; only when one delivery is fetched.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<AttemptView>, required = false)]
     pub attempts: Option<Vec<AttemptView>>,
 }
 
@@ -165,14 +203,20 @@ impl DeliveryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One try at delivering.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptView {
+    #[schema(minimum = 1)]
     pub attempt: i32,
     #[serde(with = "rfc3339_seconds")]
     pub at: DateTime<Utc>,
+    /// The receiver's status; `null` when it did not answer.
     pub status_code: Option<i32>,
+    #[schema(minimum = 0)]
     pub duration_ms: i32,
+    /// Why the attempt failed, when it did.
     pub error: Option<String>,
+    /// The start of the receiver's answer (at most 1 KiB).
     pub response_body: Option<String>,
 }
 

@@ -11,10 +11,12 @@ use linkkit_core::url_rules::parse_endpoint_url;
 use linkkit_core::{EndpointId, EventType, WorkspaceId};
 use linkkit_store::endpoints::{self, EndpointRow};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::auth::Workspace;
+use crate::error::ErrorBody;
 use crate::extract::{JsonBody, OptionalJsonBody, RawQuery};
+use crate::schema::{EventName, RotatedSecretView, SecretView};
 use crate::views::{DeliveryView, EndpointView, ListView};
 use crate::{deliveries, ApiError, AppState};
 
@@ -41,15 +43,34 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}/replay", post(deliveries::replay_dead))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new webhook endpoint.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateEndpoint {
+pub(crate) struct CreateEndpoint {
+    /// An absolute `http`/`https` URL on a public host (a name with a dot, not `localhost`,
+    /// `*.local`, `*.internal`…, or a public IP address).
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)+[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$",
+        example = "https://example.com/webhooks"
+    )]
     url: String,
+    /// The events to receive; repeats are dropped.
+    #[schema(min_items = 1, value_type = Vec<EventName>)]
     events: Vec<String>,
+    /// Trimmed; at most 500 characters.
+    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
-async fn create_endpoint(
+#[utoipa::path(
+    post,
+    path = "/webhooks",
+    tag = "webhooks",
+    request_body = CreateEndpoint,
+    responses((status = 201, description = "The endpoint, with its signing secret", body = EndpointView))
+)]
+pub(crate) async fn create_endpoint(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     JsonBody(request): JsonBody<CreateEndpoint>,
@@ -77,7 +98,14 @@ async fn create_endpoint(
     Ok((StatusCode::CREATED, Json(EndpointView::with_secret(row))))
 }
 
-async fn list_endpoints(
+#[utoipa::path(
+    get,
+    path = "/webhooks",
+    tag = "webhooks",
+    params(crate::schema::Pagination),
+    responses((status = 200, description = "A page of endpoints, newest first", body = ListView<EndpointView>))
+)]
+pub(crate) async fn list_endpoints(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     query: RawQuery,
@@ -93,7 +121,17 @@ async fn list_endpoints(
     Ok(Json(ListView::from_page(page, EndpointView::new)))
 }
 
-async fn get_endpoint(
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)")),
+    responses(
+        (status = 200, description = "The endpoint (without its secret)", body = EndpointView),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_endpoint(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
@@ -103,16 +141,35 @@ async fn get_endpoint(
     )))
 }
 
-#[derive(Debug, Deserialize)]
+/// Any of an endpoint's fields.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateEndpoint {
+pub(crate) struct UpdateEndpoint {
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)+[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
+    )]
     url: Option<String>,
+    #[schema(min_items = 1, value_type = Option<Vec<EventName>>)]
     events: Option<Vec<String>>,
+    #[schema(max_length = 500)]
     description: Option<String>,
+    /// `false` disables the endpoint; `true` enables it again and clears `disabled_reason`.
     enabled: Option<bool>,
 }
 
-async fn update_endpoint(
+#[utoipa::path(
+    patch,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)")),
+    request_body = UpdateEndpoint,
+    responses(
+        (status = 200, description = "The endpoint as it now is", body = EndpointView),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn update_endpoint(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
@@ -154,7 +211,17 @@ async fn update_endpoint(
     Ok(Json(EndpointView::new(row)))
 }
 
-async fn delete_endpoint(
+#[utoipa::path(
+    delete,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_endpoint(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
@@ -167,38 +234,72 @@ async fn delete_endpoint(
     }
 }
 
-async fn get_secret(
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/secret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)")),
+    responses(
+        (status = 200, description = "The current signing secret", body = SecretView),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_secret(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SecretView>, ApiError> {
     let row = find(&state, &workspace, &id).await?;
-    Ok(Json(json!({ "secret": row.secret })))
+    Ok(Json(SecretView { secret: row.secret }))
 }
 
-async fn rotate_secret(
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)")),
+    responses(
+        (status = 200, description = "The new secret; the previous one signs beside it for 24 hours", body = RotatedSecretView),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RotatedSecretView>, ApiError> {
     let row = find(&state, &workspace, &id).await?;
     let secret = WebhookSecret::generate().expose();
     let overlap_until = Utc::now() + Duration::hours(ROTATION_OVERLAP_HOURS);
     endpoints::rotate_secret(&state.pool, &row, &secret, overlap_until).await?;
-    Ok(Json(json!({
-        "secret": secret,
-        "previous_secret_expires_at": linkkit_core::event::rfc3339_seconds::format(&overlap_until),
-    })))
+    Ok(Json(RotatedSecretView {
+        secret,
+        previous_secret_expires_at: overlap_until,
+    }))
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// Which sample event to send.
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TestEvent {
+pub(crate) struct TestEvent {
+    /// Default `link.created`.
+    #[schema(value_type = Option<EventName>)]
     event: Option<String>,
 }
 
 /// Sends a sample event to this endpoint only, whatever it subscribes to.
-async fn send_test_event(
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint's id (`ep_…`)")),
+    request_body(content = Option<TestEvent>, description = "Optional; an empty body sends `link.created`"),
+    responses(
+        (status = 202, description = "The delivery of the sample event, on its way", body = DeliveryView),
+        (status = 404, description = "No such endpoint in this workspace", body = ErrorBody),
+    )
+)]
+pub(crate) async fn send_test_event(
     State(state): State<AppState>,
     Workspace(workspace): Workspace,
     Path(id): Path<String>,

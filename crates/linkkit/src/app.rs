@@ -172,6 +172,10 @@ pub async fn run(
             link_cache: redis
                 .clone()
                 .map(|redis| LinkStore::new(redis, config.namespace.clone())),
+            broker: broker.clone(),
+            topology: topology.clone(),
+            streams: Arc::new(tokio::sync::Semaphore::new(linkkit_api::MAX_STREAMS)),
+            shutdown: shutdown.clone(),
         };
         spawn(
             &mut tasks,
