@@ -42,6 +42,10 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Print the OpenAPI 3.1 document of the API (as committed in docs/openapi.json).
+    Openapi,
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
     /// A local webhook receiver that prints each delivery and checks its signature.
     Receive {
         /// Port to listen on (127.0.0.1).
@@ -123,5 +127,70 @@ mod tests {
         assert!(
             matches!(parsed.command, Command::Workspace { command: WorkspaceCommand::Create { name } } if name == "Acme")
         );
+    }
+
+    #[test]
+    fn client_commands_take_the_api_options_after_the_subcommand() {
+        use crate::client::args::{LinksCommand, WebhooksCommand};
+        use crate::client::ClientCommand;
+        let parsed = Cli::try_parse_from([
+            "linkkit",
+            "links",
+            "list",
+            "--json",
+            "--api-url",
+            "http://api:1",
+            "--api-key",
+            "lk_x",
+        ])
+        .unwrap();
+        let Command::Client(ClientCommand::Links { api, command }) = parsed.command else {
+            panic!("links parses as a client command");
+        };
+        assert!(api.json);
+        assert_eq!(api.api_url, "http://api:1");
+        assert_eq!(api.api_key.as_deref(), Some("lk_x"));
+        assert!(matches!(command, LinksCommand::List { .. }));
+
+        let parsed = Cli::try_parse_from([
+            "linkkit",
+            "webhooks",
+            "add",
+            "https://example.com/h",
+            "--events",
+            "link.clicked,qr.scanned",
+        ])
+        .unwrap();
+        let Command::Client(ClientCommand::Webhooks {
+            command: WebhooksCommand::Add { events, .. },
+            ..
+        }) = parsed.command
+        else {
+            panic!("webhooks add parses");
+        };
+        assert_eq!(events, ["link.clicked", "qr.scanned"]);
+        for line in [
+            vec!["linkkit", "deliveries", "resend", "dlv_1"],
+            vec![
+                "linkkit",
+                "listen",
+                "--forward-to",
+                "http://localhost:3000/webhooks",
+            ],
+            vec!["linkkit", "trigger", "link.clicked"],
+            vec!["linkkit", "webhooks", "replay", "ep_1", "--wait"],
+            vec!["linkkit", "openapi"],
+        ] {
+            assert!(Cli::try_parse_from(&line).is_ok(), "{line:?}");
+        }
+        assert!(Cli::try_parse_from([
+            "linkkit",
+            "webhooks",
+            "update",
+            "ep_1",
+            "--enable",
+            "--disable"
+        ])
+        .is_err());
     }
 }

@@ -1,11 +1,12 @@
 //! `linkkit`: parse the command line, load the configuration, start logging, run the command.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use linkkit::cli::{Cli, Command, DlqCommand, KeyCommand, WorkspaceCommand};
-use linkkit::{app, operator, receive, shutdown, Config, Listeners, Service};
+use linkkit::{app, client, operator, receive, shutdown, Config, Listeners, Service};
 use linkkit_core::signing::WebhookSecret;
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +14,23 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
+    // Commands that need no configuration: the API client and the OpenAPI document.
+    let command = match cli.command {
+        Command::Client(command) => {
+            // One plain line for people and scripts, whatever RUST_BACKTRACE says.
+            if let Err(error) = client::run(command, shutdown::on_signal()).await {
+                let _ = writeln!(std::io::stderr(), "error: {error:#}");
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+        Command::Openapi => {
+            let document = linkkit_api::openapi::document_json();
+            std::io::stdout().write_all(document.as_bytes())?;
+            return Ok(());
+        }
+        other => other,
+    };
     let config = match Config::from_env() {
         Ok(config) => Arc::new(config),
         Err(error) => {
@@ -20,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("{error}");
         }
     };
-    let service = match cli.command {
+    let service = match command {
         Command::Api => Service::Api,
         Command::Redirect => Service::Redirect,
         Command::Fanout => Service::Fanout,
@@ -64,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             return operator::dlq_replay(&config, limit, endpoint.as_deref()).await;
         }
+        Command::Client(_) | Command::Openapi => unreachable!("handled before the configuration"),
         Command::Receive { port, secret } => {
             let secret = secret
                 .map(|s| WebhookSecret::parse(&s))
