@@ -2,7 +2,8 @@
 # What the test suite needs beyond Rust and the three services:
 # - .venv/ with the official Standard Webhooks library, so a test verifies real deliveries with
 #   someone else's code than ours;
-# - Debian's prometheus package, for `promtool check metrics` and a real Prometheus server.
+# - Debian's prometheus package, for `promtool check metrics` and a real Prometheus server;
+# - .node/ with the official `standardwebhooks` npm package, for the documented Node receiver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +21,9 @@ fi
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import standardwebhooks" 2>/dev/null; then
   python3 -m venv .venv >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv .venv; }
   .venv/bin/pip install --quiet --disable-pip-version-check "standardwebhooks==1.1.0"
+fi
+
+if [ ! -d .node/node_modules/standardwebhooks ]; then
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  npm install --silent --no-audit --no-fund --prefix .node "standardwebhooks@1.0.0" >/dev/null
 fi

@@ -440,3 +440,115 @@ async fn the_cli_client_manages_links_webhooks_and_deliveries_and_replays_with_p
     assert_eq!(status, StatusCode::NOT_FOUND);
     env.stop().await;
 }
+
+/// The repository's root.
+fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A receiver of docs/examples started on a free port with `secret`; → (process, its URL).
+async fn documented_receiver(example: &str, secret: &str) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = repo().join("docs/examples").join(example);
+    let mut command = if example.ends_with(".py") {
+        let python = repo().join(".venv/bin/python");
+        assert!(python.exists(), "run ./scripts/test-deps.sh first");
+        let mut command = tokio::process::Command::new(python);
+        command.arg(&source);
+        command
+    } else {
+        // ES modules find packages next to the script: run a copy beside .node/node_modules.
+        let modules = repo().join(".node/node_modules");
+        assert!(modules.exists(), "run ./scripts/test-deps.sh first");
+        let dir = std::env::temp_dir().join(format!("linkkit-node-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&source, dir.join(example)).unwrap();
+        std::os::unix::fs::symlink(&modules, dir.join("node_modules")).unwrap();
+        let mut command = tokio::process::Command::new("node");
+        command.arg(dir.join(example));
+        command
+    };
+    let child = command
+        .arg(port.to_string())
+        .env("LINKKIT_WEBHOOK_SECRET", secret)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the example receiver starts");
+    let url = format!("http://127.0.0.1:{port}/webhooks");
+    eventually("the example receiver to listen", DEADLINE, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_python_and_node_receivers_accept_real_deliveries_and_refuse_forgeries() {
+    let env = TestEnv::start().await;
+    let acme = env.create_workspace("Acme").await;
+    for example in ["receive.py", "receive.mjs"] {
+        // The endpoint's secret is only known once it exists: create it on a placeholder URL,
+        // start the receiver with the secret, then point the endpoint at it.
+        let endpoint = acme
+            .api
+            .add_endpoint("http://127.0.0.1:9/webhooks", &["link.clicked"])
+            .await;
+        let id = endpoint["id"].as_str().unwrap();
+        let (mut receiver, url) =
+            documented_receiver(example, endpoint["secret"].as_str().unwrap()).await;
+        let (status, _) = acme
+            .api
+            .patch(&format!("/webhooks/{id}"), json!({ "url": url }))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, delivery) = acme
+            .api
+            .post(
+                &format!("/webhooks/{id}/test"),
+                json!({"event": "link.clicked"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the example prints the event")
+            .unwrap()
+            .unwrap();
+        assert!(line.starts_with("link.clicked evt_"), "{example}: {line}");
+        assert!(line.contains(r#""device""#), "{example}: {line}");
+        eventually("the delivery to succeed", DEADLINE, || async {
+            let (_, delivery) = acme
+                .api
+                .get(&format!("/deliveries/{}", delivery["id"].as_str().unwrap()))
+                .await;
+            (delivery["status"] == "succeeded").then_some(())
+        })
+        .await;
+
+        let forged = reqwest::Client::new()
+            .post(&url)
+            .header("webhook-id", "evt_0192f0c7e9a47c3e8f1a2b3c4d5e6f70")
+            .header(
+                "webhook-timestamp",
+                chrono::Utc::now().timestamp().to_string(),
+            )
+            .header("webhook-signature", "v1,Zm9yZ2Vk")
+            .body(r#"{"id":"evt_0192f0c7e9a47c3e8f1a2b3c4d5e6f70","event":"link.clicked"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{example}");
+        receiver.kill().await.unwrap();
+    }
+    env.stop().await;
+}
