@@ -552,3 +552,58 @@ async fn the_documented_python_and_node_receivers_accept_real_deliveries_and_ref
     }
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_outside_the_documented_schema_is_refused_with_422_never_a_server_error() {
+    let env = TestEnv::start_with(&[("LINKKIT_ALLOW_PRIVATE_TARGETS", "false")]).await;
+    let acme = env.create_workspace("Acme").await;
+    let padded = format!(" {} ", "x".repeat(199));
+    let refused_links = [
+        json!({"destination_url": "https://example.com", "tags": ["a\u{0}b"]}),
+        json!({"destination_url": "https://example.com", "segment": "Q4\u{0}"}),
+        json!({"destination_url": "https://example.com", "campaign": padded}),
+        json!({"destination_url": "https://example.com", "tags": [format!(" {} ", "t".repeat(49))]}),
+        json!({"destination_url": "https://exa*mple.com/"}),
+        json!({"destination_url": " https://example.com/"}),
+        json!({"destination_url": "http://0x7f.1/"}),
+    ];
+    for body in refused_links {
+        let (status, answer) = acme.api.post("/links", body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+    }
+    let (status, answer) = acme
+        .api
+        .post(
+            "/webhooks",
+            json!({"url": "https://hooks.example.com/x", "events": ["link.clicked"], "description": "a\u{0}"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let (status, answer) = acme
+        .api
+        .post(
+            "/webhooks",
+            json!({"url": "https://hooks_example.com/x", "events": ["link.clicked"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("host"),
+        "{answer}"
+    );
+
+    // What the document allows is accepted, non-ASCII paths and international names included.
+    for destination in [
+        "https://example.com/ünïcode?q=a b",
+        "HTTPS://xn--bcher-kva.example:8443/#top",
+        "http://192.0.2.1/",
+    ] {
+        acme.api
+            .add_link(json!({"destination_url": destination, "tags": [" spaced "]}))
+            .await;
+    }
+    env.stop().await;
+}

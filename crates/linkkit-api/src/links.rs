@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use linkkit_cache::links::CachedLink;
 use linkkit_core::event::{rfc3339_seconds, LinkUpdate};
 use linkkit_core::slug::Slug;
-use linkkit_core::url_rules::parse_destination;
+use linkkit_core::url_rules::{is_canonical_http_url, parse_destination};
 use linkkit_core::{Envelope, EventType, LinkId};
 use linkkit_store::links::{self, LinkRow};
 use linkkit_store::{outbox, StoreError};
@@ -48,20 +48,20 @@ pub fn routes() -> Router<AppState> {
 pub(crate) struct CreateLink {
     /// Where the short link sends visitors: an absolute `http`/`https` URL with a host and no
     /// credentials.
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$",
-        example = "https://example.com/product"
-    )]
+    #[schema(value_type = crate::schema::HttpUrl, example = "https://example.com/product")]
     destination_url: String,
     /// Generated (7 characters) when not given.
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", example = "summer-sale")]
     slug: Option<String>,
     /// Trimmed; empty means `null`.
-    #[schema(max_length = 200, example = "Black Friday 2026")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000]*$",
+        example = "Black Friday 2026"
+    )]
     segment: Option<String>,
     /// Trimmed; empty means `null`.
-    #[schema(max_length = 200, example = "Q4 Sales")]
+    #[schema(max_length = 200, pattern = r"^[^\u0000]*$", example = "Q4 Sales")]
     campaign: Option<String>,
     /// Up to 20 tags of 1–50 characters (trimmed); repeats are dropped.
     #[schema(max_items = 20, value_type = Option<Vec<crate::schema::Tag>>)]
@@ -185,18 +185,15 @@ pub(crate) async fn get_link(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateLink {
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
+    #[schema(value_type = Option<crate::schema::HttpUrl>)]
     destination_url: Option<String>,
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     slug: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 200)]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\u0000]*$")]
     segment: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 200)]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\u0000]*$")]
     campaign: Option<Option<String>>,
     #[schema(max_items = 20, value_type = Option<Vec<crate::schema::Tag>>)]
     tags: Option<Vec<String>>,
@@ -406,28 +403,50 @@ fn link_id(text: &str) -> Result<LinkId, ApiError> {
 }
 
 fn valid_destination(text: &str) -> Result<String, ApiError> {
-    parse_destination(text).map_err(|error| {
+    let destination = parse_destination(text).map_err(|error| {
         ApiError::invalid(
             "invalid_destination_url",
             format!("destination_url: {error}"),
         )
-    })
+    })?;
+    if !is_canonical_http_url(text) {
+        return Err(ApiError::invalid(
+            "invalid_destination_url",
+            format!("destination_url: {CANONICAL_URL_RULE}"),
+        ));
+    }
+    Ok(destination)
 }
+
+/// How a URL must be written, for the errors of every URL field.
+pub(crate) const CANONICAL_URL_RULE: &str = "write it as http(s)://host[:port] followed by \
+    nothing or a path, query or fragment; the host is a name of letters, digits and hyphens \
+    (punycode for international names) or an IPv4 address, with nothing around it";
 
 fn valid_slug(text: &str) -> Result<Slug, ApiError> {
     Slug::parse(text).map_err(|error| ApiError::invalid("invalid_slug", format!("slug: {error}")))
 }
 
-/// Optional free text: trimmed, empty means unset, at most 200 characters.
+/// Optional free text: no NUL (Postgres cannot store it), trimmed, empty means unset, at most
+/// 200 characters.
 fn valid_text(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    match value {
-        Some(v) if v.chars().count() > MAX_TEXT_LENGTH => Err(ApiError::invalid(
+    if value.as_deref().is_some_and(|v| v.contains('\0')) {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field}: must not contain NUL characters"),
+        ));
+    }
+    // The limit counts what was sent, spaces included, as the documented maxLength does.
+    if value
+        .as_deref()
+        .is_some_and(|v| v.chars().count() > MAX_TEXT_LENGTH)
+    {
+        return Err(ApiError::invalid(
             "invalid_field",
             format!("{field}: at most {MAX_TEXT_LENGTH} characters"),
-        )),
-        other => Ok(other),
+        ));
     }
+    Ok(value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
 }
 
 fn valid_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
@@ -439,8 +458,16 @@ fn valid_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     }
     let mut cleaned: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
+        if tag.contains('\0') {
+            return Err(ApiError::invalid(
+                "invalid_tags",
+                "tags: a tag must not contain NUL characters",
+            ));
+        }
+        // The length counts what was sent, as the documented maxLength does.
+        let sent_length = tag.chars().count();
         let tag = tag.trim().to_owned();
-        if tag.is_empty() || tag.chars().count() > MAX_TAG_LENGTH {
+        if tag.is_empty() || sent_length > MAX_TAG_LENGTH {
             return Err(ApiError::invalid(
                 "invalid_tags",
                 format!("tags: each tag has 1 to {MAX_TAG_LENGTH} characters"),

@@ -74,6 +74,8 @@ pub const PREFIX: &str = "/api/v1";
         ReplayView,
         EventView,
         Tag,
+        crate::qr::QrFormat,
+        crate::qr::QrLevel,
     )),
     modifiers(&CommonResponses),
     security(("api_key" = [])),
@@ -253,6 +255,36 @@ mod tests {
              `cargo run --bin linkkit -- openapi > docs/openapi.json` \
              (or `LINKKIT_UPDATE_OPENAPI=1 cargo test -p linkkit-api openapi`) and commit it"
         );
+    }
+
+    /// Every `$ref` of the document names a schema it defines.
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(value: &serde_json::Value, refs: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(target) = map.get("$ref").and_then(|r| r.as_str()) {
+                        refs.push(target.to_owned());
+                    }
+                    map.values().for_each(|v| walk(v, refs));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, refs)),
+                _ => {}
+            }
+        }
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut refs = Vec::new();
+        walk(&doc, &mut refs);
+        assert!(!refs.is_empty());
+        for target in refs {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{target} is a schema reference"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{target} is not defined"
+            );
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ struct Options {
 )]
 pub(crate) struct QrParams {
     /// `svg` (default) or `png`.
-    #[param(value_type = Option<String>, pattern = "^(svg|png)$")]
+    #[param(value_type = Option<QrFormat>)]
     format: Option<String>,
     /// Pixels, 64–2048 (default 512).
     #[param(minimum = 64, maximum = 2048)]
@@ -54,7 +54,7 @@ pub(crate) struct QrParams {
     #[param(minimum = 0, maximum = 16)]
     margin: Option<u32>,
     /// Error correction: `L`, `M` (default), `Q` or `H`.
-    #[param(value_type = Option<String>, pattern = "^[LMQH]$")]
+    #[param(value_type = Option<QrLevel>)]
     level: Option<String>,
     /// Foreground colour as `rrggbb` (default `000000`).
     #[param(pattern = "^#*[0-9A-Fa-f]{6}$")]
@@ -62,6 +62,25 @@ pub(crate) struct QrParams {
     /// Background colour as `rrggbb` (default `ffffff`).
     #[param(pattern = "^#*[0-9A-Fa-f]{6}$")]
     bg: Option<String>,
+}
+
+/// The image format of a QR code.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(dead_code, reason = "a vocabulary of the OpenAPI document")]
+pub(crate) enum QrFormat {
+    Svg,
+    Png,
+}
+
+/// Error correction of a QR code, from lowest (`L`) to highest (`H`).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "a vocabulary of the OpenAPI document")]
+pub(crate) enum QrLevel {
+    L,
+    M,
+    Q,
+    H,
 }
 
 #[utoipa::path(
@@ -72,7 +91,7 @@ pub(crate) struct QrParams {
     responses(
         (status = 200, description = "The QR code; it encodes `{short_url}?qr=1`", content(
             (String = "image/svg+xml"),
-            (Vec<u8> = "image/png"),
+            (crate::schema::Png = "image/png"),
         )),
         (status = 404, description = "No such link in this workspace", body = crate::error::ErrorBody),
     )

@@ -9,6 +9,39 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// What a URL field accepts (`linkkit_core::url_rules::is_canonical_http_url`, to the letter):
+/// `http(s)://`, a dotted IPv4 address or a name of letter-digit-hyphen labels whose last label
+/// starts with a letter, an optional port up to 65535, then nothing or `/`, `?` or `#` and
+/// anything.
+pub const URL_PATTERN: &str = concat!(
+    r"^[Hh][Tt][Tt][Pp][Ss]?://",
+    r"(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+    r"|([A-Za-z0-9]+(-+[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-+[A-Za-z0-9]+)*)",
+    r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    r"([/?#][\s\S]*)?$",
+);
+
+/// A URL field: [`URL_PATTERN`], at most 2048 characters.
+#[derive(Debug)]
+pub struct HttpUrl;
+
+impl utoipa::PartialSchema for HttpUrl {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .max_length(Some(2048))
+            .pattern(Some(URL_PATTERN))
+            .description(Some(
+                "An absolute http(s) URL written as `http(s)://host[:port]` followed by nothing \
+                 or a path, query or fragment; the host is a name of letters, digits and hyphens \
+                 (punycode for international names) or an IPv4 address. No credentials.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for HttpUrl {}
+
 /// The five event types.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub enum EventName {
@@ -35,7 +68,7 @@ pub enum DeliveryStatusName {
     Dead,
 }
 
-/// A tag: 1–50 characters, not only spaces (tags are trimmed).
+/// A tag: 1–50 characters, not only spaces (tags are trimmed), no NUL.
 #[derive(Debug)]
 pub struct Tag;
 
@@ -45,13 +78,35 @@ impl utoipa::PartialSchema for Tag {
             .schema_type(utoipa::openapi::schema::Type::String)
             .min_length(Some(1))
             .max_length(Some(50))
-            .pattern(Some(r"\S"))
-            .description(Some("1–50 characters, not only spaces (tags are trimmed)"))
+            // Whitespace as Rust's `trim` sees it, spelled out: `\s` differs between engines.
+            .pattern(Some(concat!(
+                r"^[^\u0000]*",
+                r"[^\u0000\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+                r"[^\u0000]*$"
+            )))
+            .description(Some(
+                "1–50 characters, not only spaces (tags are trimmed), no NUL",
+            ))
             .into()
     }
 }
 
 impl ToSchema for Tag {}
+
+/// A PNG image: binary, not JSON.
+#[derive(Debug)]
+pub struct Png;
+
+impl utoipa::PartialSchema for Png {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .content_media_type("image/png")
+            .into()
+    }
+}
+
+impl ToSchema for Png {}
 
 /// `GET /webhooks/{id}/secret`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use chrono::{Duration, SubsecRound, Utc};
 use linkkit_core::net::TargetPolicy;
 use linkkit_core::signing::WebhookSecret;
-use linkkit_core::url_rules::parse_endpoint_url;
+use linkkit_core::url_rules::{is_canonical_http_url, parse_endpoint_url};
 use linkkit_core::{EndpointId, EventType, WorkspaceId};
 use linkkit_store::endpoints::{self, EndpointRow};
 use serde::Deserialize;
@@ -47,19 +47,16 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateEndpoint {
-    /// An absolute `http`/`https` URL on a public host (a name with a dot, not `localhost`,
-    /// `*.local`, `*.internal`…, or a public IP address).
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)+[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$",
-        example = "https://example.com/webhooks"
-    )]
+    /// An absolute `http`/`https` URL. Unless the server allows private targets (local
+    /// testing), the host must be public: a name with a dot that is not `localhost`, `*.local`,
+    /// `*.internal`…, or a public IPv4 address; anything else is refused with `422`.
+    #[schema(value_type = crate::schema::HttpUrl, example = "https://example.com/webhooks")]
     url: String,
     /// The events to receive; repeats are dropped.
     #[schema(min_items = 1, value_type = Vec<EventName>)]
     events: Vec<String>,
     /// Trimmed; at most 500 characters.
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     description: Option<String>,
 }
 
@@ -145,14 +142,11 @@ pub(crate) async fn get_endpoint(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateEndpoint {
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)+[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?([/?#][!-~]*)?$"
-    )]
+    #[schema(value_type = Option<crate::schema::HttpUrl>)]
     url: Option<String>,
     #[schema(min_items = 1, value_type = Option<Vec<EventName>>)]
     events: Option<Vec<String>>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     description: Option<String>,
     /// `false` disables the endpoint; `true` enables it again and clears `disabled_reason`.
     enabled: Option<bool>,
@@ -336,9 +330,16 @@ pub(crate) fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
 }
 
 fn valid_url(text: &str, policy: &TargetPolicy) -> Result<String, ApiError> {
-    parse_endpoint_url(text, policy)
+    let url = parse_endpoint_url(text, policy)
         .map(|url| url.to_string())
-        .map_err(|error| ApiError::invalid("invalid_url", format!("url: {error}")))
+        .map_err(|error| ApiError::invalid("invalid_url", format!("url: {error}")))?;
+    if !is_canonical_http_url(text) {
+        return Err(ApiError::invalid(
+            "invalid_url",
+            format!("url: {}", crate::links::CANONICAL_URL_RULE),
+        ));
+    }
+    Ok(url)
 }
 
 /// A non-empty list of known event names; repeats are dropped.
@@ -362,12 +363,19 @@ fn valid_events(names: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 fn valid_description(description: Option<String>) -> Result<String, ApiError> {
-    let description = description.unwrap_or_default().trim().to_owned();
+    if description.as_deref().is_some_and(|d| d.contains('\0')) {
+        return Err(ApiError::invalid(
+            "invalid_description",
+            "description: must not contain NUL characters",
+        ));
+    }
+    let description = description.unwrap_or_default();
+    // The limit counts what was sent, as the documented maxLength does.
     if description.chars().count() > MAX_DESCRIPTION_LENGTH {
         return Err(ApiError::invalid(
             "invalid_description",
             format!("description: at most {MAX_DESCRIPTION_LENGTH} characters"),
         ));
     }
-    Ok(description)
+    Ok(description.trim().to_owned())
 }

@@ -30,7 +30,7 @@ pub enum InvalidUrl {
 }
 
 fn parse_http_url(input: &str) -> Result<Url, InvalidUrl> {
-    if input.len() > MAX_URL_LENGTH {
+    if input.chars().count() > MAX_URL_LENGTH {
         return Err(InvalidUrl::TooLong);
     }
     let url = Url::parse(input.trim()).map_err(|_| InvalidUrl::Malformed(input.to_owned()))?;
@@ -44,6 +44,72 @@ fn parse_http_url(input: &str) -> Result<Url, InvalidUrl> {
         return Err(InvalidUrl::Credentials);
     }
     Ok(url)
+}
+
+/// True when `input` is written the way the API documents a URL (and its OpenAPI pattern
+/// says): `http://` or `https://` (any case), a host that is a dotted IPv4 address or a name of
+/// letter-digit-hyphen labels whose last label starts with a letter, an optional port up to
+/// 65535, then nothing or a path, query or fragment (anything after `/`, `?` or `#`). Nothing
+/// may come before the scheme.
+///
+/// The URL parser accepts much more (spaces around, tabs inside, `0x7f.1`, IPv6, a host with
+/// `*`): this is the narrower form the API promises, so what it accepts and what its document
+/// says are the same set.
+pub fn is_canonical_http_url(input: &str) -> bool {
+    let lower = input.get(..8).unwrap_or(input).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &input[8..]
+    } else if lower.starts_with("http://") {
+        &input[7..]
+    } else {
+        return false;
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    (is_dotted_ipv4(host) || is_host_name(host)) && port.is_none_or(is_port)
+}
+
+/// `a.b.c.d`, each part 0–255 without leading zeros.
+fn is_dotted_ipv4(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part.len() <= 3
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && (part.len() == 1 || !part.starts_with('0'))
+                && part.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
+/// Labels of ASCII letters and digits joined by hyphens (none at either end), separated by
+/// single dots; the last label starts with a letter, so the name is never read as a number.
+fn is_host_name(host: &str) -> bool {
+    let labels: Vec<&str> = host.split('.').collect();
+    let last = labels.last().copied().unwrap_or("");
+    last.starts_with(|c: char| c.is_ascii_alphabetic())
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// 1–4 digits, or 5 digits up to 65535 without a leading zero.
+fn is_port(port: &str) -> bool {
+    let digits = port.bytes().all(|b| b.is_ascii_digit());
+    match port.len() {
+        1..=4 => digits,
+        5 => digits && !port.starts_with('0') && port.parse::<u32>().is_ok_and(|n| n <= 65_535),
+        _ => false,
+    }
 }
 
 /// Where a short link sends its visitors, as it will be stored and sent in `Location`: the
@@ -127,6 +193,60 @@ mod tests {
             let url = format!("http://{host}/hook");
             prop_assert!(parse_endpoint_url(&url, &TargetPolicy::default()).is_err(), "{url}");
         }
+    }
+
+    #[test]
+    fn the_documented_form_of_a_url_is_recognised_exactly() {
+        for url in [
+            "https://example.com",
+            "HTTP://Example.COM:8080/a b?q=ü#x",
+            "http://127.0.0.1:65535/webhooks",
+            "http://0.0.0.0",
+            "https://xn--bcher-kva.de/",
+            "https://a-b--c.d1.example?x",
+            "http://localhost:3000/hook",
+            "http://1a.b",
+        ] {
+            assert!(is_canonical_http_url(url), "{url} is canonical");
+            assert!(parse_destination(url).is_ok(), "{url} parses");
+        }
+        for url in [
+            " https://example.com",
+            "https://example.com ",
+            "ht\ttp://example.com",
+            "https://exa*mple.com/",
+            "https://example.com./",
+            "https://-a.com/",
+            "https://a-.com/",
+            "https://a..com/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "http://01.2.3.4/",
+            "http://256.1.1.1/",
+            "http://1.2.3.4.5/",
+            "http://a.1/",
+            "http://[::1]/",
+            "http://example.com:/",
+            "http://example.com:65536/",
+            "http://example.com:08080/",
+            "http://user@example.com/",
+            "http://example.com\\path",
+            "ftp://example.com/",
+            "https:/example.com",
+        ] {
+            assert!(!is_canonical_http_url(url), "{url} is not canonical");
+        }
+    }
+
+    #[test]
+    fn the_length_limit_counts_characters() {
+        let url = format!("https://example.com/{}", "é".repeat(2048 - 20));
+        assert_eq!(url.chars().count(), 2048);
+        assert!(parse_destination(&url).is_ok());
+        assert_eq!(
+            parse_destination(&format!("{url}é")),
+            Err(InvalidUrl::TooLong)
+        );
     }
 
     #[test]
