@@ -4,9 +4,10 @@
 //! A copy is committed at `docs/openapi.json`; a test fails when it differs from what the code
 //! generates (`linkkit openapi > docs/openapi.json` brings it up to date).
 //!
-//! What every operation may answer is added in one place ([`CommonResponses`]): `401` without a
-//! valid key, `429` over the rate limit, `503` when a dependency is down, and `400`/`413`/`422`
-//! for a body or query that is refused.
+//! What every authenticated operation may answer is added in one place ([`CommonResponses`]):
+//! `401` without a valid key, `403` for a dashboard cookie without its CSRF header, `429` over
+//! the rate limit, `503` when a dependency is down, and `400`/`413`/`422` for a body or query
+//! that is refused.
 
 use std::sync::OnceLock;
 
@@ -14,7 +15,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -58,6 +59,9 @@ pub const PREFIX: &str = "/api/v1";
         crate::deliveries::replay_dead,
         crate::events::stream_events,
         crate::events::trigger_event,
+        crate::session::sign_in,
+        crate::session::current,
+        crate::session::sign_out,
         openapi_json,
     ),
     components(schemas(
@@ -76,14 +80,16 @@ pub const PREFIX: &str = "/api/v1";
         Tag,
         crate::qr::QrFormat,
         crate::qr::QrLevel,
+        crate::session::DashboardFlag,
     )),
     modifiers(&CommonResponses),
-    security(("api_key" = [])),
+    security(("api_key" = []), ("session" = [])),
     tags(
         (name = "links", description = "Short links and their QR codes"),
         (name = "webhooks", description = "Endpoints that receive events, and their secrets"),
         (name = "deliveries", description = "Each event on its way to each endpoint"),
         (name = "events", description = "The workspace's events, live, and sample events"),
+        (name = "session", description = "The dashboard's sign-in (a cookie in place of the key)"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -139,6 +145,15 @@ impl Modify for CommonResponses {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::session::COOKIE_NAME,
+                "The dashboard's session cookie (`POST /api/v1/session`). A request it \
+                 authenticates must also carry `X-Linkkit-Dashboard: 1`, or it is refused \
+                 with `403`; a request with an `Authorization` header is judged by that alone.",
+            ))),
+        );
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -190,6 +205,10 @@ fn add_common_responses(operation: &mut Operation) {
     add(
         "401",
         error("No API key, or one that is unknown or revoked"),
+    );
+    add(
+        "403",
+        error("Authenticated by the dashboard's cookie without `X-Linkkit-Dashboard: 1`"),
     );
     add("429", rate_limited());
     add(
@@ -298,8 +317,10 @@ mod tests {
             for (method, operation) in item.as_object().unwrap() {
                 operations += 1;
                 let responses = operation["responses"].as_object().unwrap();
-                if path == "/api/v1/openapi.json" {
-                    assert_eq!(operation["security"], serde_json::json!([{}]));
+                if operation["security"] == serde_json::json!([{}]) {
+                    let public = path == "/api/v1/openapi.json"
+                        || (path == "/api/v1/session" && method != "get");
+                    assert!(public, "{method} {path} needs no key");
                     continue;
                 }
                 for status in ["401", "429", "503"] {
@@ -310,6 +331,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 21, "every /api/v1 route has its operation");
+        assert_eq!(operations, 24, "every /api/v1 route has its operation");
     }
 }

@@ -20,8 +20,10 @@ use linkkit_core::event::rfc3339_seconds;
 use linkkit_core::session_token::{hash_session_token, looks_like_session_token, SessionToken};
 use linkkit_store::sessions::{self, Session};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{api_key_owner, check_rate_limit};
+use crate::error::ErrorBody;
 use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -36,10 +38,23 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/session", post(sign_in).get(current).delete(sign_out))
 }
 
-#[derive(Deserialize)]
+/// Sign in with an API key.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignIn {
+pub(crate) struct SignIn {
+    /// An API key of the workspace (`lk_…`).
+    #[schema(
+        pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     api_key: String,
+}
+
+/// The value the `X-Linkkit-Dashboard` header must have.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a vocabulary of the OpenAPI document")]
+pub(crate) enum DashboardFlag {
+    #[serde(rename = "1")]
+    One,
 }
 
 // The key must never reach a log line.
@@ -50,8 +65,8 @@ impl std::fmt::Debug for SignIn {
 }
 
 /// What the dashboard shows about the signed-in workspace.
-#[derive(Debug, Serialize)]
-struct SessionView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionView {
     workspace_id: String,
     workspace_name: String,
     key_prefix: String,
@@ -70,7 +85,26 @@ impl From<Session> for SessionView {
     }
 }
 
-async fn sign_in(
+#[utoipa::path(
+    post,
+    path = "/session",
+    tag = "session",
+    security(()),
+    params(("x-linkkit-dashboard" = DashboardFlag, Header, description = "Must be `1` (the dashboard's CSRF guard)")),
+    request_body = SignIn,
+    responses(
+        (status = 201, description = "Signed in; the session cookie is set", body = SessionView,
+            headers(("set-cookie" = String, description = "`linkkit_session=…; Path=/; Max-Age=43200; HttpOnly; SameSite=Strict` (and `Secure` unless on a loopback host over HTTP)"))),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "The API key is unknown or revoked", body = ErrorBody),
+        (status = 403, description = "No `X-Linkkit-Dashboard: 1` header", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 422, description = "No key, or an unknown field", body = ErrorBody),
+        (status = 429, description = "Over this key's rate limit", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; retry", body = ErrorBody),
+    )
+)]
+pub(crate) async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<SignIn>,
@@ -101,7 +135,15 @@ async fn sign_in(
     Ok(response)
 }
 
-async fn current(
+#[utoipa::path(
+    get,
+    path = "/session",
+    tag = "session",
+    security(("session" = [])),
+    params(("x-linkkit-dashboard" = DashboardFlag, Header, description = "Must be `1` (the dashboard's CSRF guard)")),
+    responses((status = 200, description = "Who the cookie is signed in as", body = SessionView))
+)]
+pub(crate) async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<SessionView>, ApiError> {
@@ -111,7 +153,23 @@ async fn current(
 }
 
 /// Ends the session of the cookie (if any is still live) and clears the cookie.
-async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/session",
+    tag = "session",
+    security(()),
+    params(("x-linkkit-dashboard" = DashboardFlag, Header, description = "Must be `1` (the dashboard's CSRF guard)")),
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared",
+            headers(("set-cookie" = String, description = "`linkkit_session=; …; Max-Age=0`"))),
+        (status = 403, description = "No `X-Linkkit-Dashboard: 1` header", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; retry", body = ErrorBody),
+    )
+)]
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     require_dashboard_header(&headers)?;
     if let Some(token) = token_of(&headers) {
         sessions::delete(&state.pool, &hash_session_token(token)).await?;
