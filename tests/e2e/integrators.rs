@@ -446,14 +446,19 @@ fn repo() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A receiver of docs/examples started on a free port with `secret`; → (process, its URL).
-async fn documented_receiver(example: &str, secret: &str) -> (tokio::process::Child, String) {
+/// A receiver of docs/examples started on a free port with `secret`; → (process, its URL, a
+/// folder to remove afterwards).
+async fn documented_receiver(
+    example: &str,
+    secret: &str,
+) -> (tokio::process::Child, String, Option<std::path::PathBuf>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let source = repo().join("docs/examples").join(example);
+    let mut scratch = None;
     let mut command = if example.ends_with(".py") {
         let python = repo().join(".venv/bin/python");
         assert!(python.exists(), "run ./scripts/test-deps.sh first");
@@ -470,6 +475,7 @@ async fn documented_receiver(example: &str, secret: &str) -> (tokio::process::Ch
         std::os::unix::fs::symlink(&modules, dir.join("node_modules")).unwrap();
         let mut command = tokio::process::Command::new("node");
         command.arg(dir.join(example));
+        scratch = Some(dir);
         command
     };
     let child = command
@@ -487,7 +493,7 @@ async fn documented_receiver(example: &str, secret: &str) -> (tokio::process::Ch
             .map(|_| ())
     })
     .await;
-    (child, url)
+    (child, url, scratch)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,7 +508,7 @@ async fn the_documented_python_and_node_receivers_accept_real_deliveries_and_ref
             .add_endpoint("http://127.0.0.1:9/webhooks", &["link.clicked"])
             .await;
         let id = endpoint["id"].as_str().unwrap();
-        let (mut receiver, url) =
+        let (mut receiver, url, scratch) =
             documented_receiver(example, endpoint["secret"].as_str().unwrap()).await;
         let (status, _) = acme
             .api
@@ -549,6 +555,9 @@ async fn the_documented_python_and_node_receivers_accept_real_deliveries_and_ref
             .unwrap();
         assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{example}");
         receiver.kill().await.unwrap();
+        if let Some(dir) = scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
     env.stop().await;
 }
