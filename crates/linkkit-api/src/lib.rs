@@ -20,6 +20,7 @@ mod outbox_relay;
 mod qr;
 mod schema;
 mod session;
+mod validate;
 mod views;
 mod webhooks;
 

@@ -10,7 +10,6 @@ use chrono::{DateTime, SubsecRound, Utc};
 use linkkit_cache::links::CachedLink;
 use linkkit_core::event::{rfc3339_seconds, LinkUpdate};
 use linkkit_core::slug::Slug;
-use linkkit_core::url_rules::{is_canonical_http_url, parse_destination};
 use linkkit_core::{Envelope, EventType, LinkId};
 use linkkit_store::links::{self, LinkRow};
 use linkkit_store::{outbox, StoreError};
@@ -21,12 +20,10 @@ use utoipa::ToSchema;
 use crate::auth::Workspace;
 use crate::error::ErrorBody;
 use crate::extract::{present, JsonBody, RawQuery};
+use crate::validate::{valid_destination, valid_expiry, valid_slug, valid_tags, valid_text};
 use crate::views::{link_state, LinkView, ListView};
 use crate::{ApiError, AppState};
 
-const MAX_TEXT_LENGTH: usize = 200;
-const MAX_TAGS: usize = 20;
-const MAX_TAG_LENGTH: usize = 50;
 /// How long a change waits to publish its event itself before leaving it to the relay.
 const PUBLISH_NOW_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Generated slugs collide rarely; a few fresh tries make a collision invisible.
@@ -400,92 +397,4 @@ fn time_value(time: Option<DateTime<Utc>>) -> Value {
 
 fn link_id(text: &str) -> Result<LinkId, ApiError> {
     LinkId::parse(text).map_err(|_| ApiError::NotFound("link"))
-}
-
-fn valid_destination(text: &str) -> Result<String, ApiError> {
-    let destination = parse_destination(text).map_err(|error| {
-        ApiError::invalid(
-            "invalid_destination_url",
-            format!("destination_url: {error}"),
-        )
-    })?;
-    if !is_canonical_http_url(text) {
-        return Err(ApiError::invalid(
-            "invalid_destination_url",
-            format!("destination_url: {CANONICAL_URL_RULE}"),
-        ));
-    }
-    Ok(destination)
-}
-
-/// How a URL must be written, for the errors of every URL field.
-pub(crate) const CANONICAL_URL_RULE: &str = "write it as http(s)://host[:port] followed by \
-    nothing or a path, query or fragment; the host is a name of letters, digits and hyphens \
-    (punycode for international names) or an IPv4 address, with nothing around it";
-
-fn valid_slug(text: &str) -> Result<Slug, ApiError> {
-    Slug::parse(text).map_err(|error| ApiError::invalid("invalid_slug", format!("slug: {error}")))
-}
-
-/// Optional free text: no NUL (Postgres cannot store it), trimmed, empty means unset, at most
-/// 200 characters.
-fn valid_text(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    if value.as_deref().is_some_and(|v| v.contains('\0')) {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            format!("{field}: must not contain NUL characters"),
-        ));
-    }
-    // The limit counts what was sent, spaces included, as the documented maxLength does.
-    if value
-        .as_deref()
-        .is_some_and(|v| v.chars().count() > MAX_TEXT_LENGTH)
-    {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            format!("{field}: at most {MAX_TEXT_LENGTH} characters"),
-        ));
-    }
-    Ok(value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
-}
-
-fn valid_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
-    if tags.len() > MAX_TAGS {
-        return Err(ApiError::invalid(
-            "invalid_tags",
-            format!("tags: at most {MAX_TAGS} tags"),
-        ));
-    }
-    let mut cleaned: Vec<String> = Vec::with_capacity(tags.len());
-    for tag in tags {
-        if tag.contains('\0') {
-            return Err(ApiError::invalid(
-                "invalid_tags",
-                "tags: a tag must not contain NUL characters",
-            ));
-        }
-        // The length counts what was sent, as the documented maxLength does.
-        let sent_length = tag.chars().count();
-        let tag = tag.trim().to_owned();
-        if tag.is_empty() || sent_length > MAX_TAG_LENGTH {
-            return Err(ApiError::invalid(
-                "invalid_tags",
-                format!("tags: each tag has 1 to {MAX_TAG_LENGTH} characters"),
-            ));
-        }
-        if !cleaned.contains(&tag) {
-            cleaned.push(tag);
-        }
-    }
-    Ok(cleaned)
-}
-
-fn valid_expiry(expires_at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    match expires_at {
-        Some(t) if t <= Utc::now() => Err(ApiError::invalid(
-            "invalid_expires_at",
-            "expires_at: must be in the future",
-        )),
-        other => Ok(other.map(|t| t.trunc_subsecs(6))),
-    }
 }

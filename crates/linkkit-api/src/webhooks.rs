@@ -5,9 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{Duration, SubsecRound, Utc};
-use linkkit_core::net::TargetPolicy;
 use linkkit_core::signing::WebhookSecret;
-use linkkit_core::url_rules::{is_canonical_http_url, parse_endpoint_url};
 use linkkit_core::{EndpointId, EventType, WorkspaceId};
 use linkkit_store::endpoints::{self, EndpointRow};
 use serde::Deserialize;
@@ -17,10 +15,10 @@ use crate::auth::Workspace;
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, OptionalJsonBody, RawQuery};
 use crate::schema::{EventName, RotatedSecretView, SecretView};
+use crate::validate::{valid_description, valid_events, valid_url};
 use crate::views::{DeliveryView, EndpointView, ListView};
 use crate::{deliveries, ApiError, AppState};
 
-const MAX_DESCRIPTION_LENGTH: usize = 500;
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const ROTATION_OVERLAP_HOURS: i64 = 24;
 
@@ -327,55 +325,4 @@ pub(crate) async fn find(
 
 pub(crate) fn endpoint_id(text: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(text).map_err(|_| ApiError::NotFound("endpoint"))
-}
-
-fn valid_url(text: &str, policy: &TargetPolicy) -> Result<String, ApiError> {
-    let url = parse_endpoint_url(text, policy)
-        .map(|url| url.to_string())
-        .map_err(|error| ApiError::invalid("invalid_url", format!("url: {error}")))?;
-    if !is_canonical_http_url(text) {
-        return Err(ApiError::invalid(
-            "invalid_url",
-            format!("url: {}", crate::links::CANONICAL_URL_RULE),
-        ));
-    }
-    Ok(url)
-}
-
-/// A non-empty list of known event names; repeats are dropped.
-fn valid_events(names: &[String]) -> Result<Vec<String>, ApiError> {
-    if names.is_empty() {
-        return Err(ApiError::invalid(
-            "invalid_events",
-            "events: subscribe to at least one event",
-        ));
-    }
-    let mut events: Vec<EventType> = Vec::with_capacity(names.len());
-    for name in names {
-        let event = name
-            .parse::<EventType>()
-            .map_err(|error| ApiError::invalid("invalid_events", format!("events: {error}")))?;
-        if !events.contains(&event) {
-            events.push(event);
-        }
-    }
-    Ok(events.into_iter().map(|e| e.as_str().to_owned()).collect())
-}
-
-fn valid_description(description: Option<String>) -> Result<String, ApiError> {
-    if description.as_deref().is_some_and(|d| d.contains('\0')) {
-        return Err(ApiError::invalid(
-            "invalid_description",
-            "description: must not contain NUL characters",
-        ));
-    }
-    let description = description.unwrap_or_default();
-    // The limit counts what was sent, as the documented maxLength does.
-    if description.chars().count() > MAX_DESCRIPTION_LENGTH {
-        return Err(ApiError::invalid(
-            "invalid_description",
-            format!("description: at most {MAX_DESCRIPTION_LENGTH} characters"),
-        ));
-    }
-    Ok(description.trim().to_owned())
 }
