@@ -8,7 +8,13 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# The binaries first: several tests run `linkkit` as real processes.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log" || status=$?
+# The receiver crate's documentation examples are tests too.
+cargo test --locked -p linkkit-webhooks --doc 2>&1 | tee -a "$log" || status=$?
+# The API against its own OpenAPI document, with every schemathesis check.
+./scripts/schemathesis.sh 2>&1 | tee -a "$log" || status=$?
 # The dashboard in a real browser (Chromium driven by Playwright, node's test runner).
 ./scripts/browser-test.sh 2>&1 | tee -a "$log" || status=$?
 # One closing line for the whole suite, summed over every test binary.
