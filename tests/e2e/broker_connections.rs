@@ -14,9 +14,15 @@ const EVENTS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_every_broker_connection_mid_run_loses_nothing() {
-    let env = TestEnv::start_with(&[("LINKKIT_RETRY_SCHEDULE", "1s,1s,1s,1s,1s")]).await;
+    // Slow enough (8 at a time, 50 ms each) that the connections close while most events are
+    // still on their way.
+    let env = TestEnv::start_with(&[
+        ("LINKKIT_RETRY_SCHEDULE", "1s,1s,1s,1s,1s"),
+        ("LINKKIT_SENDER_CONCURRENCY", "8"),
+    ])
+    .await;
     let receiver = Receiver::start().await;
-    receiver.delay_answers(Duration::from_millis(10));
+    receiver.delay_answers(Duration::from_millis(50));
     let acme = env.create_workspace("Acme").await;
     acme.api
         .add_endpoint(&receiver.url, &["link.clicked"])
