@@ -20,9 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use futures_util::{stream, Stream, StreamExt};
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 use linkkit_bus::{header_string, BusError, Outgoing, WORKSPACE_HEADER};
@@ -144,45 +142,17 @@ fn parse_types(text: Option<&str>) -> Result<Vec<EventType>, ApiError> {
 /// An exclusive, auto-delete queue bound to each requested type, and a consumer on it.
 async fn subscribe(state: &AppState, types: &[EventType]) -> Result<(Channel, Consumer), BusError> {
     let channel = state.broker.channel().await?;
-    state.topology.declare(&channel).await?;
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-max-length".into(),
         AMQPValue::LongLongInt(STREAM_QUEUE_MAX_LENGTH),
     );
-    let queue = channel
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await?;
-    let exchange = state.config.namespace.events_exchange();
-    for event_type in types {
-        channel
-            .queue_bind(
-                queue.name().as_str(),
-                &exchange,
-                event_type.as_str(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
         .await?;
-    let consumer = channel
-        .basic_consume(
-            queue.name().as_str(),
-            "",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+    let consumer = state
+        .topology
+        .consume_events(&channel, types, arguments)
         .await?;
     Ok((channel, consumer))
 }

@@ -12,10 +12,11 @@
 use std::time::Duration;
 
 use lapin::options::{
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Consumer, ExchangeKind};
 use linkkit_core::{EventType, Namespace};
 
 use crate::BusError;
@@ -190,6 +191,43 @@ impl Topology {
             .await?;
         }
         Ok(())
+    }
+
+    /// A queue of the caller's own — server-named, exclusive, deleted when its channel closes —
+    /// bound to the events exchange for `event_types`, with a consumer on it: how any part
+    /// listens to domain events without taking them from the fan-out (`arguments` may bound
+    /// the queue, e.g. `x-max-length`).
+    pub async fn consume_events(
+        &self,
+        channel: &Channel,
+        event_types: &[EventType],
+        arguments: FieldTable,
+    ) -> Result<Consumer, BusError> {
+        self.declare(channel).await?;
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
+        let queue = channel.queue_declare("", options, arguments).await?;
+        for event_type in event_types {
+            self.bind(
+                channel,
+                queue.name().as_str(),
+                &self.namespace.events_exchange(),
+                event_type.as_str(),
+            )
+            .await?;
+        }
+        let consumer = channel
+            .basic_consume(
+                queue.name().as_str(),
+                "",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(consumer)
     }
 
     /// Every queue this topology declares (for tests that clean up after themselves).

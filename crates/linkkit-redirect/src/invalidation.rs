@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::BasicAckOptions;
 use lapin::types::FieldTable;
 use linkkit_bus::{header_string, Broker, BusError, Topology, WORKSPACE_HEADER};
 use linkkit_core::event::{LinkState, LinkUpdate};
@@ -44,38 +44,13 @@ async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<(), BusError> {
     let channel = broker.channel().await?;
-    topology.declare(&channel).await?;
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("", exclusive, FieldTable::default())
-        .await?;
-    let exchange = topology.namespace.events_exchange();
-    for event_type in [
+    let link_events = [
         EventType::LinkCreated,
         EventType::LinkUpdated,
         EventType::LinkDeleted,
-    ] {
-        channel
-            .queue_bind(
-                queue.name().as_str(),
-                &exchange,
-                event_type.as_str(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().as_str(),
-            "",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+    ];
+    let mut consumer = topology
+        .consume_events(&channel, &link_events, FieldTable::default())
         .await?;
     cache.clear_local();
     loop {
