@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Validates the deployment files offline: no Docker engine, cluster or network service needed.
 #
-#   docker-compose.yml        docker-compose config
+#   docker-compose.yml        docker-compose config, alone and with docker-compose.cluster.yml
+#                             (whose nodes must be the ones deploy/rabbitmq/cluster.conf lists)
 #   deploy/prometheus/        promtool check config, check rules, test rules
 #   deploy/grafana/           dashboard JSON, datasource uids, PromQL syntax of every query
-#   deploy/k8s/               Kubernetes and KEDA schemas plus cross-references
+#   deploy/k8s/               Kubernetes and KEDA schemas (a structural check for the
+#                             RabbitmqCluster) plus cross-references
 #                             (deploy/validate/validate-k8s.mjs)
 #
 # Installs what is missing first: docker-compose and prometheus (for promtool) from the
@@ -75,12 +77,26 @@ check() {
 }
 
 compose_config() { docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"; }
+# The override with the 3-node RabbitMQ cluster; the nodes that cluster.conf lists for peer
+# discovery must be services with those hostnames, and an odd number for quorum queues.
+compose_cluster_config() {
+  docker-compose -f docker-compose.yml -f docker-compose.cluster.yml config >"$tmp/cluster.yml" || return 1
+  local nodes n
+  nodes=$(sed -n 's/^cluster_formation\.classic_config\.nodes\.[0-9]* *= *rabbit@\([^ ]*\) *$/\1/p' deploy/rabbitmq/cluster.conf)
+  for n in $nodes; do
+    grep -qx "    hostname: $n" "$tmp/cluster.yml" || { echo "cluster.conf lists rabbit@$n, but no service has hostname $n"; return 1; }
+  done
+  n=$(echo "$nodes" | grep -c .)
+  if [ "$n" -lt 3 ] || [ $((n % 2)) -eq 0 ]; then echo "cluster.conf lists $n nodes, expected an odd number, at least 3"; return 1; fi
+  echo "docker-compose.yml with docker-compose.cluster.yml is valid, $n nodes as in cluster.conf"
+}
 prometheus_config() {
   promtool check config deploy/prometheus/prometheus.yml && echo "prometheus.yml and the rule files it loads are valid"
 }
 dashboard_queries() { promtool check rules "$tmp/dashboard-queries.json"; }
 
 check "docker-compose config" compose_config
+check "docker-compose config (RabbitMQ cluster)" compose_cluster_config
 check "promtool check config" prometheus_config
 check "promtool check rules" promtool check rules deploy/prometheus/alerts.yml
 check "promtool test rules" promtool test rules deploy/prometheus/alerts_test.yml

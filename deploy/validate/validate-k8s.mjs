@@ -3,10 +3,13 @@
 // Every document of every *.yaml / *.yml file in DIR is
 //   1. parsed as YAML (multi-document; YAML errors and warnings are failures),
 //   2. validated against its Kubernetes or KEDA schema (kubernetes-models' .validate(),
-//      the OpenAPI schemas of the API server and of KEDA's CRDs),
+//      the OpenAPI schemas of the API server and of KEDA's CRDs); the RabbitMQ Cluster
+//      Operator's RabbitmqCluster has no schema package and gets a structural check instead
+//      (checkRabbitmqCluster below),
 //   3. cross-checked: namespaces, selectors against pod labels, Service target ports,
 //      ConfigMap/Secret references, probes, PodDisruptionBudgets, KEDA targets and
-//      queues, and that every object Linkkit needs is there.
+//      queues, broker URLs that name a RabbitmqCluster, and that every object Linkkit
+//      needs is there.
 // The schema validators accept unknown fields, so a misspelt optional field is not caught
 // by 2; the checks of 3 catch it for the fields this deployment relies on.
 //
@@ -14,6 +17,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
+import { Affinity, ResourceRequirements, Toleration } from "kubernetes-models/v1";
 
 const dir = process.argv[2];
 if (!dir) {
@@ -47,6 +51,72 @@ const ENV_NAME = /^(LINKKIT_[A-Z0-9_]+|RUST_LOG)$/;
 const problems = [];
 const fail = (where, msg) => problems.push(`${where}: ${msg}`);
 
+// RabbitmqCluster (rabbitmq.com/v1beta1, the RabbitMQ Cluster Operator's): no schema
+// package, so its structure is checked here. Field names against the operator's CRD (the
+// API server drops unknown ones), types, the Kubernetes types it embeds against their own
+// schemas, and a node count quorum queues can work with. Throws like Model.validate().
+const RMQ_FIELDS = {
+  spec: ["replicas", "image", "imagePullSecrets", "service", "persistence", "resources", "affinity",
+    "tolerations", "rabbitmq", "tls", "override", "skipPostDeploySteps", "terminationGracePeriodSeconds",
+    "delayStartSeconds", "secretBackend", "autoEnableAllFeatureFlags"],
+  "spec.service": ["type", "annotations", "ipFamilyPolicy"],
+  "spec.persistence": ["storageClassName", "storage"],
+  "spec.rabbitmq": ["additionalPlugins", "additionalConfig", "advancedConfig", "envConfig", "erlangInetConfig"],
+};
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
+const isMapping = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+function checkRabbitmqCluster(obj) {
+  const errors = [];
+  if (!isMapping(obj.spec)) throw new Error("no spec");
+  for (const [field, allowed] of Object.entries(RMQ_FIELDS)) {
+    const node = field.split(".").reduce((o, k) => o?.[k], obj);
+    if (node === undefined) continue;
+    if (!isMapping(node)) { errors.push(`${field} is not a mapping`); continue; }
+    for (const k of Object.keys(node)) if (!allowed.includes(k)) errors.push(`unknown field ${field}.${k}`);
+  }
+  const { spec } = obj;
+  // A quorum queue needs a majority of its replicas: 3 nodes survive the loss of one, and
+  // an even count survives no more failures than the odd count below it.
+  const replicasOk = Number.isInteger(spec.replicas) && spec.replicas >= 3 && spec.replicas % 2 === 1;
+  if (!replicasOk)
+    errors.push(`replicas ${spec.replicas ?? "not set (the operator's default is 1)"}: expected an odd number, at least 3, for quorum queues`);
+  if (spec.image !== undefined && (typeof spec.image !== "string" || spec.image === "")) errors.push("image is not a string");
+  const storage = spec.persistence?.storage;
+  if (storage !== undefined && !QUANTITY.test(String(storage))) errors.push(`persistence.storage ${storage} is not a quantity`);
+  const serviceType = spec.service?.type;
+  if (serviceType !== undefined && !["ClusterIP", "LoadBalancer", "NodePort"].includes(serviceType))
+    errors.push(`service.type ${serviceType}`);
+  const embedded = [["resources", ResourceRequirements], ["affinity", Affinity]];
+  if (spec.tolerations !== undefined) {
+    if (!Array.isArray(spec.tolerations)) errors.push("tolerations is not a list");
+    else spec.tolerations.forEach((t, i) => embedded.push([`tolerations[${i}]`, Toleration, t]));
+  }
+  for (const [field, Model, value = spec[field]] of embedded) {
+    if (value === undefined) continue;
+    try { new Model(value).validate(); } catch (e) { errors.push(`${field}: ${e.message}`); }
+  }
+  const rmq = spec.rabbitmq || {};
+  const plugins = rmq.additionalPlugins;
+  if (plugins !== undefined && (!Array.isArray(plugins) || plugins.some((p) => typeof p !== "string" || !/^\w+$/.test(p))))
+    errors.push("rabbitmq.additionalPlugins is not a list of plugin names");
+  const config = rmq.additionalConfig;
+  if (config !== undefined) {
+    if (typeof config !== "string") errors.push("rabbitmq.additionalConfig is not a string");
+    else {
+      if (config.length > 2000) errors.push(`rabbitmq.additionalConfig has ${config.length} characters, the CRD allows 2000`);
+      for (const line of config.split("\n").map((l) => l.trim()))
+        if (line && !line.startsWith("#") && !/^[A-Za-z0-9_.$-]+\s*=\s*\S/.test(line))
+          errors.push(`rabbitmq.additionalConfig line "${line}" is not "key = value"`);
+      const size = /^\s*quorum_queue\.continuous_membership_reconciliation\.target_group_size\s*=\s*(\S+)\s*$/m.exec(config);
+      if (size && replicasOk && Number(size[1]) !== spec.replicas)
+        errors.push(`rabbitmq.additionalConfig: quorum queue target_group_size ${size[1]}, but ${spec.replicas} replicas`);
+    }
+  }
+  if (errors.length) throw new Error(errors.join("; "));
+}
+// Kinds validated by a function of this file rather than a model.
+const STRUCTURAL = { "rabbitmq.com/v1beta1": { RabbitmqCluster: checkRabbitmqCluster } };
+
 // ---- 1 + 2: parse and validate against the schemas ------------------------------------
 const modules = {};
 const load = async (apiVersion) => {
@@ -67,14 +137,16 @@ for (const file of files) {
     const obj = doc.toJS();
     if (obj === null || obj === undefined) continue; // empty document (comments only)
     if (typeof obj !== "object" || Array.isArray(obj)) { fail(where, "not a mapping"); continue; }
-    const mod = await load(obj.apiVersion);
-    if (!mod) { fail(where, `no model for apiVersion ${obj.apiVersion}`); continue; }
-    const Model = mod[obj.kind];
-    if (typeof Model !== "function") { fail(where, `no model for ${obj.apiVersion} ${obj.kind}`); continue; }
+    const structural = STRUCTURAL[obj.apiVersion]?.[obj.kind];
+    const mod = structural ? null : await load(obj.apiVersion);
+    if (!structural && !mod) { fail(where, `no model for apiVersion ${obj.apiVersion}`); continue; }
+    const Model = mod && mod[obj.kind];
+    if (!structural && typeof Model !== "function") { fail(where, `no model for ${obj.apiVersion} ${obj.kind}`); continue; }
     const name = obj.metadata && obj.metadata.name;
     if (!name) { fail(where, `${obj.kind} without metadata.name`); continue; }
     try {
-      new Model(obj).validate();
+      if (structural) structural(obj);
+      else new Model(obj).validate();
     } catch (e) {
       fail(where, `${obj.kind} ${name}: ${e.message}`);
       continue;
@@ -188,6 +260,75 @@ for (const o of objects) {
       else if (!keys(s).includes(ref.key)) fail(where, `Secret ${ref.name} has no key ${ref.key}`);
     }
   }
+
+  if (obj.kind === "RabbitmqCluster") {
+    // The operator names what it creates after the cluster; none may be defined here too.
+    const n = obj.metadata.name;
+    const children = [["Service", n], ["Service", `${n}-nodes`], ["Secret", `${n}-default-user`],
+      ["Secret", `${n}-erlang-cookie`], ["StatefulSet", `${n}-server`], ["ConfigMap", `${n}-server-conf`],
+      ["ConfigMap", `${n}-plugins-conf`], ["ServiceAccount", `${n}-server`]];
+    for (const [kind, child] of children)
+      if (named(kind, child)) fail(where, `the operator creates ${kind} ${child}, which is also defined here`);
+  }
+}
+
+// Broker URLs: LINKKIT_AMQP_URL (a comma-separated list) and the URL KEDA reads. One that
+// names the Services of a RabbitmqCluster defined here, its client Service
+// (<name>[.<namespace>[.svc...]]) or a pod through the headless one
+// (<name>-server-<i>.<name>-nodes[.<namespace>[.svc...]]), must match the cluster's name,
+// namespace and replicas; and Linkkit on such a cluster declares quorum queues.
+const clusters = byKind("RabbitmqCluster").map((o) => o.obj);
+const value = (o, k) => o.obj.stringData?.[k] ??
+  (o.obj.data?.[k] === undefined ? undefined : o.obj.kind === "Secret" ? Buffer.from(o.obj.data[k], "base64").toString() : o.obj.data[k]);
+const linkkitEnv = objects.filter((o) => ["ConfigMap", "Secret"].includes(o.obj.kind) && /^linkkit-(config|secrets)$/.test(o.obj.metadata.name));
+const queueTypes = linkkitEnv.map((o) => value(o, "LINKKIT_QUEUE_TYPE")).filter((v) => v !== undefined);
+for (const t of queueTypes) if (!["classic", "quorum"].includes(t)) fail("manifests", `LINKKIT_QUEUE_TYPE ${t}, expected classic or quorum`);
+const brokerUrls = [];
+for (const o of linkkitEnv)
+  if (value(o, "LINKKIT_AMQP_URL") !== undefined) brokerUrls.push({ o, key: "LINKKIT_AMQP_URL", linkkit: true });
+for (const t of byKind("TriggerAuthentication"))
+  for (const ref of t.obj.spec.secretTargetRef || [])
+    if (ref.parameter === "host" && named("Secret", ref.name)) brokerUrls.push({ o: named("Secret", ref.name), key: ref.key, linkkit: false });
+const SVC = "(?:\\.([a-z0-9-]+)(?:\\.svc(?:\\.cluster\\.local)?)?)?";
+const POD_HOST = new RegExp(`^([a-z0-9-]+)-server-([0-9]+)\\.([a-z0-9-]+)-nodes${SVC}$`);
+const SERVICE_HOST = new RegExp(`^([a-z0-9-]+)${SVC}$`);
+for (const { o, key, linkkit } of brokerUrls) {
+  const where = `${o.where} ${key}`;
+  const refs = new Set();
+  for (const u of value(o, key).split(",").map((x) => x.trim())) {
+    let url;
+    try { url = new URL(u); } catch { fail(where, `not a URL: ${u}`); continue; }
+    if (url.protocol !== "amqp:" && url.protocol !== "amqps:") { fail(where, `${url.protocol} URL, expected amqp: or amqps:`); continue; }
+    const host = url.hostname.toLowerCase();
+    const pod = POD_HOST.exec(host);
+    const service = pod ? null : SERVICE_HOST.exec(host);
+    let name, namespace;
+    if (pod) {
+      [, name, , , namespace] = pod;
+      if (pod[1] !== pod[3]) { fail(where, `${host}: the pods of ${pod[1]} are under ${pod[1]}-nodes`); continue; }
+    } else if (service && clusters.some((c) => c.metadata.name === service[1])) {
+      [, name, namespace] = service;
+    } else {
+      refs.add("");
+      continue;
+    }
+    refs.add(name);
+    namespace = namespace || o.obj.metadata.namespace;
+    const cluster = clusters.find((c) => c.metadata.name === name && c.metadata.namespace === namespace);
+    if (!cluster) {
+      const elsewhere = clusters.find((c) => c.metadata.name === name);
+      fail(where, elsewhere ? `${host}: RabbitmqCluster ${name} is in namespace ${elsewhere.metadata.namespace}, not ${namespace}`
+        : `${host}: no RabbitmqCluster ${name} is defined here`);
+      continue;
+    }
+    if (pod && Number(pod[2]) >= cluster.spec.replicas) fail(where, `${host}: ${name} has ${cluster.spec.replicas} pods, 0 to ${cluster.spec.replicas - 1}`);
+    const port = url.protocol === "amqps:" ? "5671" : "5672";
+    if (url.port && url.port !== port) fail(where, `${host}: port ${url.port}, the cluster listens on ${port}`);
+  }
+  const names = [...refs].filter(Boolean);
+  if (refs.size > 1) fail(where, `lists brokers of different clusters (${[...refs].map((n) => n || "other").join(", ")})`);
+  if (linkkit && names.length && !queueTypes.includes("quorum"))
+    fail(where, `names RabbitmqCluster ${names[0]}: set LINKKIT_QUEUE_TYPE to quorum in linkkit-config`);
 }
 
 // Everything a Linkkit deployment needs.
