@@ -2,8 +2,9 @@
 //!
 //! `basic_qos(prefetch)` bounds what the broker pushes; a semaphore bounds what is handled at
 //! once, so one slow message never stops the others. A message is acknowledged only after its
-//! handler says every effect is durable; what can never be handled goes to the dead-letter
-//! queue with the reason in a header; a failing dependency puts the message back. A cancelled
+//! handler says every effect is durable (acks of finished runs are sent together, see
+//! `acks`); what can never be handled goes to the dead-letter queue with the reason in a
+//! header; a failing dependency puts the message back. A cancelled
 //! consumer or a lost connection is noticed, reported on `linkkit_consumer_up`, and the loop
 //! reconnects by itself. On shutdown it stops taking messages and waits for those in hand.
 
@@ -13,13 +14,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::acks::{Acks, Settlement};
 use crate::headers::{REASON_HEADER, SOURCE_QUEUE_HEADER};
 use crate::metrics::{CONSUMERS_UP, DEAD_LETTERED};
 use crate::{Broker, BusError, Outgoing, Publisher, Topology};
@@ -118,6 +118,7 @@ async fn consume_until_shutdown<H: Handler>(
     tracing::info!(queue = %settings.queue, "consuming");
 
     let in_flight = Arc::new(Semaphore::new(settings.concurrency));
+    let (acks, settling) = Acks::start(channel.clone());
     let outcome = loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
@@ -131,11 +132,19 @@ async fn consume_until_shutdown<H: Handler>(
                 None => break Err(BusError::Unreachable("the broker cancelled the consumer".into())),
             },
         };
-        let handler = handler.clone();
-        let publisher = publisher.clone();
-        let settings = settings.clone();
+        let (handler, publisher, settings, acks) = (
+            handler.clone(),
+            publisher.clone(),
+            settings.clone(),
+            acks.clone(),
+        );
+        acks.taken(delivery.delivery_tag);
         tokio::spawn(async move {
-            settle(delivery, &settings, &*handler, &publisher).await;
+            let tag = delivery.delivery_tag;
+            acks.settle(
+                tag,
+                settle(delivery, &settings, &*handler, &publisher).await,
+            );
             drop(permit);
         });
     };
@@ -145,18 +154,22 @@ async fn consume_until_shutdown<H: Handler>(
             .basic_cancel(consumer.tag().as_str(), BasicCancelOptions::default())
             .await;
     }
-    // Wait for every message in hand, then return the unstarted ones by closing the channel.
+    // Wait for every message in hand and its settlement, then return the unstarted ones by
+    // closing the channel.
     let _ = in_flight.acquire_many(settings.concurrency as u32).await;
+    drop(acks);
+    let _ = settling.await;
     let _ = channel.close(200, "consumer stopping").await;
     outcome
 }
 
+/// Handles one message and says how to settle it.
 async fn settle<H: Handler>(
     delivery: Delivery,
     settings: &ConsumerSettings,
     handler: &H,
     publisher: &Publisher,
-) {
+) -> Settlement {
     let queue = settings.queue.as_str();
     let message = Message {
         body: delivery.data.clone(),
@@ -164,14 +177,14 @@ async fn settle<H: Handler>(
         routing_key: delivery.routing_key.to_string(),
         redelivered: delivery.redelivered,
     };
-    let result = match handler.handle(message).await {
-        Handled::Done => delivery.ack(BasicAckOptions::default()).await,
+    match handler.handle(message).await {
+        Handled::Done => Settlement::Ack,
         Handled::Poison(reason) => {
             tracing::warn!(queue, reason = %reason, "dead-lettering a message that cannot be handled");
             let dead = Outgoing {
                 exchange: String::new(),
                 routing_key: settings.dead_queue.clone(),
-                body: delivery.data.clone(),
+                body: delivery.data,
                 headers: vec![
                     (REASON_HEADER, reason),
                     (SOURCE_QUEUE_HEADER, queue.to_owned()),
@@ -180,31 +193,18 @@ async fn settle<H: Handler>(
             match publisher.publish(dead).await {
                 Ok(()) => {
                     DEAD_LETTERED.with_label_values(&["unparseable"]).inc();
-                    delivery.ack(BasicAckOptions::default()).await
+                    Settlement::Ack
                 }
                 Err(error) => {
                     tracing::error!(queue, error = %error, "could not dead-letter; returning the message");
-                    requeue(&delivery).await
+                    Settlement::Requeue
                 }
             }
         }
         Handled::Requeue(reason) => {
             tracing::warn!(queue, reason = %reason, "returning a message to the queue");
             tokio::time::sleep(REQUEUE_PAUSE).await;
-            requeue(&delivery).await
+            Settlement::Requeue
         }
-    };
-    if let Err(error) = result {
-        // The channel is gone; the broker redelivers the message to another consumer.
-        tracing::warn!(queue, error = %error, "could not settle a message");
     }
-}
-
-async fn requeue(delivery: &Delivery) -> Result<(), lapin::Error> {
-    delivery
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        })
-        .await
 }

@@ -2,6 +2,7 @@
 //! back, a publisher that waits for confirms, and the consume → handle → ack loop every worker
 //! runs. It makes no business decisions: handlers say what a message caused, the loop acks.
 
+mod acks;
 mod broker;
 mod consume;
 mod headers;

@@ -10,7 +10,8 @@ use linkkit_bus::{
 };
 use linkkit_cache::{Idempotency, NextAction};
 use linkkit_core::{DeliveryJob, Envelope, Namespace, WorkspaceId};
-use linkkit_store::{deliveries, endpoints, PgPool};
+use linkkit_store::group::Grouped;
+use linkkit_store::worker_queries::{CreateDeliveries, SubscribedEndpoints};
 
 use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT};
 
@@ -21,7 +22,9 @@ const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug)]
 pub struct FanoutHandler {
-    pub pool: PgPool,
+    /// The per-event lookup and write, grouped across the events in flight.
+    pub subscribers: Grouped<SubscribedEndpoints>,
+    pub deliveries: Grouped<CreateDeliveries>,
     pub publisher: Arc<Publisher>,
     pub idempotency: Idempotency,
     pub namespace: Namespace,
@@ -95,7 +98,11 @@ impl FanoutHandler {
         event: &Envelope,
         occurred_at: DateTime<Utc>,
     ) -> Handled {
-        let subscribed = match endpoints::subscribed(&self.pool, workspace_id, event.event).await {
+        let subscribed = match self
+            .subscribers
+            .run((workspace_id.clone(), event.event))
+            .await
+        {
             Ok(subscribed) => subscribed,
             Err(error) => return Handled::Requeue(format!("endpoint lookup failed: {error}")),
         };
@@ -105,13 +112,10 @@ impl FanoutHandler {
                 .inc();
             return Handled::Done;
         }
-        let created = match deliveries::create_for_event(
-            &self.pool,
-            workspace_id,
-            event,
-            &subscribed,
-        )
-        .await
+        let created = match self
+            .deliveries
+            .run((workspace_id.clone(), event.clone(), subscribed))
+            .await
         {
             Ok(created) => created,
             Err(error) => return Handled::Requeue(format!("recording deliveries failed: {error}")),

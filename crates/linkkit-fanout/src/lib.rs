@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
 use linkkit_cache::Idempotency;
+use linkkit_store::group::{GroupLimits, Grouped};
+use linkkit_store::worker_queries::{CreateDeliveries, SubscribedEndpoints};
 use linkkit_store::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +48,8 @@ pub async fn run(
     let namespace = topology.namespace.clone();
     let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
     let handler = Arc::new(FanoutHandler {
-        pool,
+        subscribers: Grouped::new(SubscribedEndpoints(pool.clone()), GroupLimits::default()),
+        deliveries: Grouped::new(CreateDeliveries(pool), GroupLimits::default()),
         publisher: publisher.clone(),
         idempotency,
         namespace: namespace.clone(),

@@ -12,6 +12,8 @@ use linkkit_core::signing::WebhookSecret;
 use linkkit_core::{DeliveryJob, EndpointId, Namespace};
 use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
 use linkkit_store::endpoints::{self, EndpointRow};
+use linkkit_store::group::Grouped;
+use linkkit_store::worker_queries::{EndpointById, RecordAttempts};
 use linkkit_store::PgPool;
 use reqwest::Client;
 
@@ -32,6 +34,9 @@ const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct SenderHandler {
     pub client: Client,
     pub pool: PgPool,
+    /// The per-job lookup and write, grouped across the jobs in flight.
+    pub endpoints: Grouped<EndpointById>,
+    pub attempts: Grouped<RecordAttempts>,
     pub publisher: Arc<Publisher>,
     pub idempotency: Idempotency,
     pub namespace: Namespace,
@@ -108,7 +113,9 @@ impl SenderHandler {
     /// Everything after the claim. `Err` means a dependency failed before the outcome was
     /// durable: the job goes back to the queue.
     async fn attempt_and_settle(&self, job: &DeliveryJob) -> Result<Settled, String> {
-        let endpoint = endpoints::get(&self.pool, &job.workspace_id, &job.endpoint_id)
+        let endpoint = self
+            .endpoints
+            .run((job.workspace_id.clone(), job.endpoint_id.clone()))
             .await
             .map_err(|e| format!("endpoint lookup failed: {e}"))?;
         let Some(endpoint) = endpoint else {
@@ -244,7 +251,8 @@ impl SenderHandler {
             new_status: status,
             next_attempt_at,
         };
-        deliveries::record_attempt(&self.pool, &job.delivery_id, &job.endpoint_id, &record)
+        self.attempts
+            .run((job.delivery_id.clone(), job.endpoint_id.clone(), record))
             .await
             .map_err(|e| format!("recording the attempt failed: {e}"))
     }

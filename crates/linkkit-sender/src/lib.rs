@@ -22,6 +22,8 @@ use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
 use linkkit_cache::Idempotency;
 use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::RetrySchedule;
+use linkkit_store::group::{GroupLimits, Grouped};
+use linkkit_store::worker_queries::{EndpointById, RecordAttempts};
 use linkkit_store::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +68,8 @@ pub async fn run(
     let handler = Arc::new(SenderHandler {
         client: build_client(&settings),
         guards: EndpointGuards::new(settings.endpoint_concurrency),
+        endpoints: Grouped::new(EndpointById(pool.clone()), GroupLimits::default()),
+        attempts: Grouped::new(RecordAttempts(pool.clone()), GroupLimits::default()),
         pool,
         publisher: publisher.clone(),
         idempotency,

@@ -23,7 +23,7 @@ pub struct EndpointRow {
     pub last_success_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, workspace_id, url, events, description, enabled, disabled_reason, secret, \
+pub(crate) const COLUMNS: &str = "id, workspace_id, url, events, description, enabled, disabled_reason, secret, \
                        previous_secret, previous_secret_expires_at, created_at, updated_at, last_success_at";
 
 pub async fn insert(pool: &PgPool, endpoint: &EndpointRow) -> Result<(), StoreError> {

@@ -8,6 +8,9 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    /// A grouped query's task is gone (the runtime is shutting down).
+    #[error("the grouped query {0} has stopped")]
+    Stopped(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {

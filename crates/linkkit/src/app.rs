@@ -95,9 +95,11 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Postgres connections per process: the workers keep hundreds of messages in flight, and each
-/// needs a connection for a moment.
-const DATABASE_CONNECTIONS: u32 = 48;
+/// Postgres connections per process at most (opened as needed). The workers keep hundreds of
+/// messages in flight, but their per-message queries are grouped (`linkkit_store::group`):
+/// four groups at a time per query, so a worker process uses about eight, and several
+/// processes stay well inside Postgres's default `max_connections` of 100.
+const DATABASE_CONNECTIONS: u32 = 24;
 
 pub fn connect_database(config: &Config) -> anyhow::Result<PgPool> {
     Ok(linkkit_store::connect_lazy(
@@ -332,8 +334,10 @@ fn init_metrics(service: Service, config: &Config) {
     }
     if service.includes(Service::Fanout) {
         linkkit_fanout::metrics::init();
+        linkkit_store::metrics::init(&["subscribed_endpoints", "create_deliveries"]);
     }
     if service.includes(Service::Sender) {
         linkkit_sender::metrics::init(config.retry_schedule.max_attempts());
+        linkkit_store::metrics::init(&["endpoint_by_id", "record_attempts"]);
     }
 }
