@@ -26,6 +26,7 @@ enum Scenario {
     Growth,
     Memory,
     Redirect,
+    Scaling,
 }
 
 #[derive(Debug, Parser)]
@@ -45,6 +46,10 @@ struct Args {
     /// Jobs waiting in RabbitMQ in the memory scenario.
     #[arg(long, default_value_t = 200_000)]
     backlog: usize,
+    /// The scaling scenario also runs on this cluster (a `LINKKIT_AMQP_URL` list, e.g.
+    /// `$(scripts/rabbitmq-cluster.sh urls)`), with quorum queues.
+    #[arg(long)]
+    cluster_urls: Option<String>,
 }
 
 fn line(text: &str) {
@@ -72,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Growth,
         Scenario::Memory,
         Scenario::Redirect,
+        Scenario::Scaling,
     ];
     let chosen: Vec<Scenario> = if args.scenarios.is_empty() {
         all.to_vec()
@@ -196,8 +202,37 @@ async fn main() -> anyhow::Result<()> {
                     line(&format!("|   {note} | | | | |"));
                 }
             }
+            Scenario::Scaling => {
+                // Events per run: enough for a steady state, few enough for 3 runs of each shape.
+                let events = args.events.min(20_000);
+                let single: &[(&str, &str)] = &[];
+                let cluster_settings = args
+                    .cluster_urls
+                    .as_deref()
+                    .map(|urls| [("LINKKIT_AMQP_URL", urls), ("LINKKIT_QUEUE_TYPE", "quorum")]);
+                let shapes = [(1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (2, 4)];
+                let mut setups: Vec<(&str, &[(&str, &str)])> = vec![("one node", single)];
+                if let Some(settings) = &cluster_settings {
+                    setups.push(("3-node cluster, quorum queues", settings));
+                }
+                for (setup, extra) in setups {
+                    for (fanouts, senders) in shapes {
+                        let mut rates = Vec::new();
+                        for _ in 0..runs {
+                            rates.push(pipeline::scaling(events, fanouts, senders, extra).await);
+                        }
+                        row(
+                            &format!(
+                                "scaling, {setup}: {fanouts} fan-out + {senders} sender processes, {events} events"
+                            ),
+                            "deliveries/s",
+                            &rates,
+                        );
+                    }
+                }
+            }
             Scenario::Redirect => {
-                for figure in redirect::run(runs).await? {
+                for figure in redirect::run(runs, ceiling_median).await? {
                     row(&figure.name, &figure.unit, &figure.values);
                 }
             }

@@ -52,7 +52,7 @@ impl Bench {
         settings.extend_from_slice(extra);
         let env = TestEnv::start_parts(&settings, parts).await;
         let workspace = env.create_workspace("Bench").await;
-        let broker = Broker::new(TestEnv::amqp_url());
+        let broker = Broker::new(env.config.amqp_url.expose());
         let publisher = Publisher::new(broker.clone(), env.topology());
         let receiver = BenchReceiver::start().await;
         Self {
@@ -96,6 +96,28 @@ impl Bench {
                 .await
                 .expect("the broker confirms");
         }
+    }
+
+    /// Waits until `queue` has `count` consumers (the worker processes are up).
+    async fn wait_for_consumers(&self, queue: &str, count: usize) {
+        let channel = self.broker.channel().await.expect("a channel");
+        for _ in 0..600 {
+            let declared = channel
+                .queue_declare(
+                    queue,
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await;
+            if declared.is_ok_and(|q| q.consumer_count() as usize >= count) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{queue} never had {count} consumers");
     }
 
     async fn attempts_recorded(&self) -> i64 {
@@ -216,6 +238,44 @@ pub async fn growth(endpoints: usize, events: usize) -> f64 {
     bench.publish(&batch).await;
     assert!(bench.receiver.wait_for(events, LONG).await);
     let rate = events as f64 / started.elapsed().as_secs_f64();
+    bench.stop().await;
+    rate
+}
+
+/// Deliveries/s with `fanouts` fan-out and `senders` sender processes (real `linkkit fanout`
+/// and `linkkit sender` processes, the API in this one), `events` events to one endpoint.
+/// `extra` may point every part at a cluster (`LINKKIT_AMQP_URL`, `LINKKIT_QUEUE_TYPE`).
+pub async fn scaling(events: usize, fanouts: usize, senders: usize, extra: &[(&str, &str)]) -> f64 {
+    let bench = Bench::start(extra, &[Service::Api]).await;
+    bench
+        .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
+        .await;
+    let mut workers = Vec::new();
+    for _ in 0..fanouts {
+        workers.push(bench.env.spawn_linkkit("fanout"));
+    }
+    for _ in 0..senders {
+        workers.push(bench.env.spawn_linkkit("sender"));
+    }
+    let namespace = &bench.env.config.namespace;
+    bench
+        .wait_for_consumers(&namespace.fanout_queue(), fanouts)
+        .await;
+    bench
+        .wait_for_consumers(&namespace.deliveries(), senders)
+        .await;
+    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
+    let started = Instant::now();
+    bench.publish(&batch).await;
+    assert!(
+        bench.receiver.wait_for(events, LONG).await,
+        "every event delivered"
+    );
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    for worker in &mut workers {
+        worker.start_kill().ok();
+        let _ = worker.wait().await;
+    }
     bench.stop().await;
     rate
 }
