@@ -2,20 +2,25 @@
 //!
 //! `EventBuffer::offer` never waits: it queues the event or, when the buffer is full, drops it
 //! and counts the drop. One background task drains the buffer in batches through a confirmed
-//! publisher; while the broker is away it keeps the batch in hand and retries, so events that
-//! fit in the buffer survive a broker restart.
+//! publisher, a few batches in flight at once so the broker's confirm wait is overlapped; while
+//! the broker is away each batch stays in hand and is retried, so events that fit in the
+//! buffer survive a broker restart.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use linkkit_bus::metrics::MESSAGES_PUBLISHED;
 use linkkit_bus::{Outgoing, Publisher};
 use linkkit_core::{Envelope, Namespace, WorkspaceId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{EVENTS_BUFFERED, EVENTS_DROPPED};
 
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 512;
+/// Batches published and awaiting confirms at once.
+const BATCHES_IN_FLIGHT: usize = 4;
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a stopping process keeps trying to publish what it holds.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -76,28 +81,43 @@ impl EventBuffer {
 /// (for up to ten seconds) and returns.
 pub async fn run_buffer_publisher(
     EventBufferReceiver(mut receiver): EventBufferReceiver,
-    publisher: &Publisher,
+    publisher: Arc<Publisher>,
     namespace: Namespace,
     shutdown: CancellationToken,
 ) {
     // Set when shutdown begins: the moment after which unpublishable events are given up.
-    let mut give_up_at = None;
+    let give_up_at = Arc::new(Mutex::new(None));
+    let mut in_flight = JoinSet::new();
     loop {
+        if in_flight.len() >= BATCHES_IN_FLIGHT {
+            in_flight.join_next().await;
+            continue;
+        }
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
             next = receiver.recv() => match next {
                 Some(item) => item,
-                None => return,
+                None => break,
             },
         };
         let batch = fill_batch(first, &mut receiver);
-        publish_until_confirmed(&batch, publisher, &namespace, &shutdown, &mut give_up_at).await;
+        let (publisher, namespace, shutdown, give_up_at) = (
+            publisher.clone(),
+            namespace.clone(),
+            shutdown.clone(),
+            give_up_at.clone(),
+        );
+        in_flight.spawn(async move {
+            publish_until_confirmed(&batch, &publisher, &namespace, &shutdown, &give_up_at).await
+        });
     }
     receiver.close();
     while let Some(first) = receiver.recv().await {
         let batch = fill_batch(first, &mut receiver);
-        publish_until_confirmed(&batch, publisher, &namespace, &shutdown, &mut give_up_at).await;
+        publish_until_confirmed(&batch, &publisher, &namespace, &shutdown, &give_up_at).await;
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 fn fill_batch(first: Buffered, receiver: &mut mpsc::Receiver<Buffered>) -> Vec<Buffered> {
@@ -116,7 +136,7 @@ async fn publish_until_confirmed(
     publisher: &Publisher,
     namespace: &Namespace,
     shutdown: &CancellationToken,
-    give_up_at: &mut Option<tokio::time::Instant>,
+    give_up_at: &Mutex<Option<tokio::time::Instant>>,
 ) {
     let messages: Vec<Outgoing> = batch
         .iter()
@@ -142,8 +162,9 @@ async fn publish_until_confirmed(
             }
             Err(error) => {
                 let now = tokio::time::Instant::now();
-                if shutdown.is_cancelled() && now >= *give_up_at.get_or_insert(now + SHUTDOWN_GRACE)
-                {
+                let give_up = shutdown.is_cancelled()
+                    && now >= *give_up_at.lock().await.get_or_insert(now + SHUTDOWN_GRACE);
+                if give_up {
                     tracing::error!(count = batch.len(), error = %error, "dropping buffered events at shutdown");
                     EVENTS_BUFFERED.sub(batch.len() as i64);
                     EVENTS_DROPPED.inc_by(batch.len() as u64);

@@ -198,7 +198,7 @@ pub async fn run(
     }
 
     if let Some(listener) = listeners.redirect {
-        let publisher = Publisher::new(broker.clone(), topology.clone());
+        let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
         let (events, receiver) = EventBuffer::new(config.event_buffer);
         let redirect_config = RedirectConfig {
             public_base_url: config.public_base_url.clone(),
@@ -231,7 +231,7 @@ pub async fn run(
         );
         let (namespace, token) = (config.namespace.clone(), shutdown.clone());
         spawn_loop(&mut tasks, "event buffer publisher", async move {
-            linkkit_redirect::run_buffer_publisher(receiver, &publisher, namespace, token).await
+            linkkit_redirect::run_buffer_publisher(receiver, publisher, namespace, token).await
         });
     }
 
