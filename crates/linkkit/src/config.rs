@@ -30,7 +30,7 @@ pub mod defaults {
     pub const DISABLE_AFTER: &str = "5d";
     /// Visit events the redirect holds while the broker is away.
     pub const EVENT_BUFFER: usize = 100_000;
-    pub const SENDER_CONCURRENCY: usize = 256;
+    pub const SENDER_CONCURRENCY: usize = 1024;
     pub const FANOUT_CONCURRENCY: usize = 1024;
     pub const ENDPOINT_CONCURRENCY: usize = 32;
     /// Where reverse proxies and load balancers usually sit.
