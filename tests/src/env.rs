@@ -230,6 +230,21 @@ impl TestEnv {
 
     /// Messages waiting in a queue of this environment.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
+        self.declare_passive(queue)
+            .await
+            .expect("the queue exists")
+            .message_count()
+    }
+
+    /// Consumers of `queue` right now, as the broker reports them (0 before it is declared).
+    pub async fn queue_consumers(&self, queue: &str) -> u32 {
+        self.declare_passive(queue)
+            .await
+            .map_or(0, |declared| declared.consumer_count())
+    }
+
+    /// The queue as the broker has it, or `None` if nobody declared it yet.
+    async fn declare_passive(&self, queue: &str) -> Option<lapin::Queue> {
         let broker = Broker::new(self.config.amqp_url.expose());
         let channel = broker.channel().await.unwrap();
         let declared = channel
@@ -242,10 +257,10 @@ impl TestEnv {
                 Default::default(),
             )
             .await
-            .unwrap();
+            .ok();
         let _ = channel.close(200, "").await;
         broker.close().await;
-        declared.message_count()
+        declared
     }
 
     pub fn amqp_url() -> &'static str {

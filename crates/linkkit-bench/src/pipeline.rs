@@ -102,24 +102,26 @@ impl Bench {
     /// on a cluster the count a passive declare reports can lag behind, so after that the run
     /// goes on (each process starts consuming within a second of starting).
     async fn wait_for_consumers(&self, queue: &str, count: usize) {
-        let channel = self.broker.channel().await.expect("a channel");
         for _ in 0..150 {
-            let declared = channel
-                .queue_declare(
-                    queue,
-                    lapin::options::QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    Default::default(),
-                )
-                .await;
-            if declared.is_ok_and(|q| q.consumer_count() as usize >= count) {
+            if self.env.queue_consumers(queue).await as usize >= count {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!("{queue}: fewer than {count} consumers reported after 15 s; going on");
+    }
+
+    /// Publishes `events` clicks and waits for `expected` deliveries; deliveries/s from the
+    /// first publish to the last delivery.
+    async fn clicks_delivered_per_second(&self, events: usize, expected: usize) -> f64 {
+        let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
+        let started = Instant::now();
+        self.publish(&batch).await;
+        assert!(
+            self.receiver.wait_for(expected, LONG).await,
+            "every event delivered"
+        );
+        expected as f64 / started.elapsed().as_secs_f64()
     }
 
     async fn attempts_recorded(&self) -> i64 {
@@ -143,19 +145,12 @@ pub async fn throughput(events: usize) -> f64 {
     bench
         .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
         .await;
-    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
-    let started = Instant::now();
-    bench.publish(&batch).await;
-    assert!(
-        bench.receiver.wait_for(events, LONG).await,
-        "every event delivered"
-    );
-    let elapsed = started.elapsed();
+    let rate = bench.clicks_delivered_per_second(events, events).await;
     while bench.attempts_recorded().await < events as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bench.stop().await;
-    events as f64 / elapsed.as_secs_f64()
+    rate
 }
 
 /// p50/p95/p99/max event-to-delivery in ms, at `rate` events/s for `seconds`.
@@ -216,11 +211,9 @@ pub async fn neighbours(bad: usize, events: usize) -> (f64, f64) {
     bench
         .endpoints("hanging", bad - bad / 2, Behaviour::Hanging, "link.clicked")
         .await;
-    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
-    let started = Instant::now();
-    bench.publish(&batch).await;
-    assert!(bench.receiver.wait_for(healthy * events, LONG).await);
-    let rate = (healthy * events) as f64 / started.elapsed().as_secs_f64();
+    let rate = bench
+        .clicks_delivered_per_second(events, healthy * events)
+        .await;
     let lags = bench.receiver.lags("healthy");
     bench.stop().await;
     (rate, percentile(&lags, 99.0))
@@ -235,11 +228,7 @@ pub async fn growth(endpoints: usize, events: usize) -> f64 {
     bench
         .endpoints("other", endpoints - 1, Behaviour::Healthy, "link.deleted")
         .await;
-    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
-    let started = Instant::now();
-    bench.publish(&batch).await;
-    assert!(bench.receiver.wait_for(events, LONG).await);
-    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let rate = bench.clicks_delivered_per_second(events, events).await;
     bench.stop().await;
     rate
 }
@@ -266,14 +255,7 @@ pub async fn scaling(events: usize, fanouts: usize, senders: usize, extra: &[(&s
     bench
         .wait_for_consumers(&namespace.deliveries(), senders)
         .await;
-    let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
-    let started = Instant::now();
-    bench.publish(&batch).await;
-    assert!(
-        bench.receiver.wait_for(events, LONG).await,
-        "every event delivered"
-    );
-    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let rate = bench.clicks_delivered_per_second(events, events).await;
     for worker in &mut workers {
         worker.start_kill().ok();
         let _ = worker.wait().await;

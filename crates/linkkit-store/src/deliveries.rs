@@ -1,6 +1,8 @@
 //! Events that were fanned out, their deliveries and every attempt of each.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
 use linkkit_core::{DeliveryId, EndpointId, Envelope, WorkspaceId};
 use sqlx::PgPool;
 
@@ -74,57 +76,129 @@ pub async fn create_for_event(
     event: &Envelope,
     subscribers: &Subscribers,
 ) -> Result<Vec<(DeliveryId, EndpointId)>, StoreError> {
-    let endpoints: Vec<(&EndpointId, DeliveryStatus)> = subscribers
-        .enabled
-        .iter()
-        .map(|id| (id, DeliveryStatus::Pending))
-        .chain(
-            subscribers
-                .disabled
-                .iter()
-                .map(|id| (id, DeliveryStatus::Dead)),
-        )
-        .collect();
-    let new_ids: Vec<String> = endpoints
-        .iter()
-        .map(|_| DeliveryId::generate().to_string())
-        .collect();
-    let endpoint_ids: Vec<&str> = endpoints.iter().map(|(id, _)| id.as_str()).collect();
-    let statuses: Vec<&str> = endpoints
-        .iter()
-        .map(|(_, status)| status.as_str())
-        .collect();
-    // One statement (one round trip, one commit) stores the event and its deliveries. The no-op
-    // update makes RETURNING report deliveries that already existed, with their old ids.
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "WITH event AS ( \
-             INSERT INTO events (id, workspace_id, event_type, payload) VALUES ($2, $1, $3, $7) \
+    let one = [(workspace_id.clone(), event.clone(), subscribers.clone())];
+    Ok(create_for_events(pool, &one)
+        .await?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// [`create_for_event`] for many events in one statement (one round trip, one commit); one
+/// answer per event, in order.
+pub async fn create_for_events(
+    pool: &PgPool,
+    events_and_subscribers: &[(WorkspaceId, Envelope, Subscribers)],
+) -> Result<Vec<Vec<(DeliveryId, EndpointId)>>, StoreError> {
+    let mut events = EventColumns::default();
+    let mut rows = DeliveryColumns::default();
+    for (workspace_id, event, subscribers) in events_and_subscribers {
+        events.push(workspace_id, event);
+        for (endpoint, status) in subscribers
+            .enabled
+            .iter()
+            .map(|id| (id, DeliveryStatus::Pending))
+            .chain(
+                subscribers
+                    .disabled
+                    .iter()
+                    .map(|id| (id, DeliveryStatus::Dead)),
+            )
+        {
+            rows.push(workspace_id, event, endpoint, status);
+        }
+    }
+    // The no-op update makes RETURNING report deliveries that already existed, with their old
+    // ids.
+    let created: Vec<(String, String, String)> = sqlx::query_as(
+        "WITH stored_events AS ( \
+             INSERT INTO events (id, workspace_id, event_type, payload) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) \
              ON CONFLICT (id) DO NOTHING) \
          INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
-         SELECT d.id, $1, $2, $3, d.endpoint_id, d.status \
-         FROM UNNEST($4::text[], $5::text[], $6::text[]) AS d(id, endpoint_id, status) \
+         SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id \
-         RETURNING id, endpoint_id",
+         RETURNING id, event_id, endpoint_id",
     )
-    .bind(workspace_id.as_str())
-    .bind(event.id.as_str())
-    .bind(event.event.as_str())
-    .bind(&new_ids)
-    .bind(&endpoint_ids)
-    .bind(&statuses)
-    .bind(serde_json::to_value(event).expect("an envelope serializes"))
+    .bind(&events.ids)
+    .bind(&events.workspace_ids)
+    .bind(&events.types)
+    .bind(&events.payloads)
+    .bind(&rows.ids)
+    .bind(&rows.workspace_ids)
+    .bind(&rows.event_ids)
+    .bind(&rows.event_types)
+    .bind(&rows.endpoint_ids)
+    .bind(&rows.statuses)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(delivery, endpoint)| {
-            let endpoint = EndpointId::parse(&endpoint).ok()?;
-            subscribers
-                .enabled
-                .contains(&endpoint)
-                .then_some((DeliveryId::parse(&delivery).ok()?, endpoint))
+    let mut by_event: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
+    for (delivery, event, endpoint) in &created {
+        by_event
+            .entry(event.as_str())
+            .or_default()
+            .push((delivery, endpoint));
+    }
+    Ok(events_and_subscribers
+        .iter()
+        .map(|(_, event, subscribers)| {
+            let rows = by_event.get(event.id.as_str()).map(Vec::as_slice);
+            rows.unwrap_or_default()
+                .iter()
+                .filter_map(|(delivery, endpoint)| {
+                    let endpoint = EndpointId::parse(endpoint).ok()?;
+                    subscribers
+                        .enabled
+                        .contains(&endpoint)
+                        .then_some((DeliveryId::parse(delivery).ok()?, endpoint))
+                })
+                .collect()
         })
         .collect())
+}
+
+#[derive(Default)]
+struct EventColumns {
+    ids: Vec<String>,
+    workspace_ids: Vec<String>,
+    types: Vec<&'static str>,
+    payloads: Vec<serde_json::Value>,
+}
+
+impl EventColumns {
+    fn push(&mut self, workspace_id: &WorkspaceId, event: &Envelope) {
+        self.ids.push(event.id.to_string());
+        self.workspace_ids.push(workspace_id.to_string());
+        self.types.push(event.event.as_str());
+        self.payloads
+            .push(serde_json::to_value(event).expect("an envelope serializes"));
+    }
+}
+
+#[derive(Default)]
+struct DeliveryColumns {
+    ids: Vec<String>,
+    workspace_ids: Vec<String>,
+    event_ids: Vec<String>,
+    event_types: Vec<&'static str>,
+    endpoint_ids: Vec<String>,
+    statuses: Vec<&'static str>,
+}
+
+impl DeliveryColumns {
+    fn push(
+        &mut self,
+        workspace_id: &WorkspaceId,
+        event: &Envelope,
+        endpoint_id: &EndpointId,
+        status: DeliveryStatus,
+    ) {
+        self.ids.push(DeliveryId::generate().to_string());
+        self.workspace_ids.push(workspace_id.to_string());
+        self.event_ids.push(event.id.to_string());
+        self.event_types.push(event.event.as_str());
+        self.endpoint_ids.push(endpoint_id.to_string());
+        self.statuses.push(status.as_str());
+    }
 }
 
 /// What one attempt produced, and where the delivery stands after it.
@@ -140,40 +214,72 @@ pub struct AttemptRecord {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Appends the attempt and moves the delivery to its new status, in one transaction.
-pub async fn record_attempt(
+/// Appends each attempt and moves its delivery to its new status, all in one statement (one
+/// round trip, one commit): the attempts, each delivery's new status, and each endpoint's last
+/// success (refreshed at most every 30 s).
+pub async fn record_attempts(
     pool: &PgPool,
-    delivery_id: &DeliveryId,
-    endpoint_id: &EndpointId,
-    record: &AttemptRecord,
+    records: &[(DeliveryId, EndpointId, AttemptRecord)],
 ) -> Result<(), StoreError> {
-    let succeeded = record.new_status == DeliveryStatus::Succeeded;
-    // One statement, so one round trip and one commit: the attempt, the delivery's new status,
-    // and (after a success) the endpoint's last success, refreshed at most every 30 s.
+    let delivery_ids: Vec<&str> = records.iter().map(|(d, _, _)| d.as_str()).collect();
+    let endpoint_ids: Vec<&str> = records.iter().map(|(_, e, _)| e.as_str()).collect();
+    let attempts: Vec<i32> = records.iter().map(|(_, _, r)| r.attempt as i32).collect();
+    let at: Vec<_> = records.iter().map(|(_, _, r)| r.at).collect();
+    let status_codes: Vec<Option<i32>> = records
+        .iter()
+        .map(|(_, _, r)| r.status_code.map(i32::from))
+        .collect();
+    let durations: Vec<i32> = records
+        .iter()
+        .map(|(_, _, r)| r.duration_ms.min(i32::MAX as u32) as i32)
+        .collect();
+    let errors: Vec<Option<&str>> = records.iter().map(|(_, _, r)| r.error.as_deref()).collect();
+    let bodies: Vec<Option<&str>> = records
+        .iter()
+        .map(|(_, _, r)| r.response_body.as_deref())
+        .collect();
+    let statuses: Vec<&str> = records
+        .iter()
+        .map(|(_, _, r)| r.new_status.as_str())
+        .collect();
+    let next_at: Vec<_> = records.iter().map(|(_, _, r)| r.next_attempt_at).collect();
+    let succeeded: Vec<bool> = records
+        .iter()
+        .map(|(_, _, r)| r.new_status == DeliveryStatus::Succeeded)
+        .collect();
     sqlx::query(
-        "WITH attempt AS ( \
-             INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)), \
-         healthy AS ( \
-             UPDATE endpoints SET last_success_at = $3 WHERE $11 AND id = $10 \
-             AND (last_success_at IS NULL OR last_success_at < $3 - interval '30 seconds')) \
-         UPDATE deliveries SET status = $8, attempt_count = attempt_count + 1, next_attempt_at = $9, \
-             delivered_at = CASE WHEN $11 THEN $3 ELSE delivered_at END \
-         WHERE id = $1",
-    )
-    .bind(delivery_id.as_str())
-    .bind(record.attempt as i32)
-    .bind(record.at)
-    .bind(record.status_code.map(i32::from))
-    .bind(record.duration_ms as i32)
-    .bind(&record.error)
-    .bind(&record.response_body)
-    .bind(record.new_status.as_str())
-    .bind(record.next_attempt_at)
-    .bind(endpoint_id.as_str())
-    .bind(succeeded)
-    .execute(pool)
-    .await?;
+            "WITH input AS ( \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::timestamptz[], \
+                     $5::int[], $6::int[], $7::text[], $8::text[], $9::text[], \
+                     $10::timestamptz[], $11::bool[]) \
+                 AS t(delivery_id, endpoint_id, attempt, at, status_code, duration_ms, error, \
+                      response_body, new_status, next_attempt_at, succeeded)), \
+             attempts AS ( \
+                 INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) \
+                 SELECT delivery_id, attempt, at, status_code, duration_ms, error, response_body FROM input), \
+             healthy AS ( \
+                 UPDATE endpoints e SET last_success_at = s.at \
+                 FROM (SELECT endpoint_id, max(at) AS at FROM input WHERE succeeded GROUP BY endpoint_id) s \
+                 WHERE e.id = s.endpoint_id \
+                 AND (e.last_success_at IS NULL OR e.last_success_at < s.at - interval '30 seconds')) \
+             UPDATE deliveries d SET status = i.new_status, attempt_count = d.attempt_count + 1, \
+                 next_attempt_at = i.next_attempt_at, \
+                 delivered_at = CASE WHEN i.succeeded THEN i.at ELSE d.delivered_at END \
+             FROM input i WHERE d.id = i.delivery_id",
+        )
+        .bind(&delivery_ids)
+        .bind(&endpoint_ids)
+        .bind(&attempts)
+        .bind(&at)
+        .bind(&status_codes)
+        .bind(&durations)
+        .bind(&errors)
+        .bind(&bodies)
+        .bind(&statuses)
+        .bind(&next_at)
+        .bind(&succeeded)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub struct EndpointRow {
     pub last_success_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) const COLUMNS: &str = "id, workspace_id, url, events, description, enabled, disabled_reason, secret, \
+const COLUMNS: &str = "id, workspace_id, url, events, description, enabled, disabled_reason, secret, \
                        previous_secret, previous_secret_expires_at, created_at, updated_at, last_success_at";
 
 pub async fn insert(pool: &PgPool, endpoint: &EndpointRow) -> Result<(), StoreError> {
@@ -118,29 +118,74 @@ pub struct Subscribers {
     pub disabled: Vec<EndpointId>,
 }
 
-pub async fn subscribed(
+/// Workspace, endpoint id, enabled, subscribed event types.
+type SubscriptionRow = (String, String, bool, Vec<String>);
+
+/// For each (workspace, event type), its endpoints subscribed to that type, in one statement.
+pub async fn subscribed_to(
     pool: &PgPool,
-    workspace_id: &WorkspaceId,
-    event_type: EventType,
-) -> Result<Subscribers, StoreError> {
-    let rows: Vec<(String, bool)> =
-        sqlx::query_as("SELECT id, enabled FROM endpoints WHERE workspace_id = $1 AND events @> ARRAY[$2]::text[] ORDER BY id")
-            .bind(workspace_id.as_str())
-            .bind(event_type.as_str())
-            .fetch_all(pool)
-            .await?;
-    let mut subscribers = Subscribers::default();
-    for (id, enabled) in rows {
-        let Ok(id) = EndpointId::parse(&id) else {
-            continue;
-        };
-        if enabled {
-            subscribers.enabled.push(id);
-        } else {
-            subscribers.disabled.push(id);
-        }
-    }
-    Ok(subscribers)
+    wanted: &[(WorkspaceId, EventType)],
+) -> Result<Vec<Subscribers>, StoreError> {
+    let workspaces: Vec<&str> = distinct(wanted.iter().map(|(w, _)| w.as_str()));
+    let types: Vec<&str> = distinct(wanted.iter().map(|(_, t)| t.as_str()));
+    let rows: Vec<SubscriptionRow> = sqlx::query_as(
+        "SELECT workspace_id, id, enabled, events FROM endpoints \
+         WHERE workspace_id = ANY($1) AND events && $2::text[] ORDER BY id",
+    )
+    .bind(&workspaces)
+    .bind(&types)
+    .fetch_all(pool)
+    .await?;
+    Ok(wanted
+        .iter()
+        .map(|(workspace_id, event_type)| {
+            let mut subscribers = Subscribers::default();
+            let matching = rows.iter().filter(|(workspace, _, _, events)| {
+                workspace == workspace_id.as_str()
+                    && events.iter().any(|e| e == event_type.as_str())
+            });
+            for (_, id, enabled, _) in matching {
+                let Ok(id) = EndpointId::parse(id) else {
+                    continue;
+                };
+                match enabled {
+                    true => subscribers.enabled.push(id),
+                    false => subscribers.disabled.push(id),
+                }
+            }
+            subscribers
+        })
+        .collect())
+}
+
+/// For each (workspace, endpoint id), the endpoint if it exists in that workspace, in one
+/// statement.
+pub async fn get_many(
+    pool: &PgPool,
+    wanted: &[(WorkspaceId, EndpointId)],
+) -> Result<Vec<Option<EndpointRow>>, StoreError> {
+    let ids: Vec<&str> = distinct(wanted.iter().map(|(_, e)| e.as_str()));
+    let rows: Vec<EndpointRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM endpoints WHERE id = ANY($1)"
+    ))
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(wanted
+        .iter()
+        .map(|(workspace_id, endpoint_id)| {
+            rows.iter()
+                .find(|row| {
+                    row.id == endpoint_id.as_str() && row.workspace_id == workspace_id.as_str()
+                })
+                .cloned()
+        })
+        .collect())
+}
+
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    values.filter(|v| seen.insert(*v)).collect()
 }
 
 /// Disables an endpoint with a reason shown to its owner.

@@ -4,8 +4,9 @@
 //! trip, and for a write a commit, per message. A [`Grouped`] query collects what callers ask
 //! while the previous groups are being run and runs them together in one statement, so the
 //! cost per row falls as load rises, while a lone caller still waits only for its own query.
-//! Each caller gets its own answer; a query that fails as a group is retried row by row by the
-//! query itself, so one bad row never fails the others.
+//! Each caller gets its own answer; a group that fails as a whole (a row that breaks a
+//! constraint, a deadlock with another process) is run again one row at a time, so one bad row
+//! never fails the others.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,17 +16,18 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::metrics::{GROUP_DURATION, GROUP_ROWS};
 use crate::StoreError;
 
-/// Runs one group: one output per input, in the same order.
+/// One statement for a whole group.
 pub trait GroupQuery: Send + Sync + 'static {
     /// The `query` label of the group metrics.
     const NAME: &'static str;
-    type Input: Send + 'static;
+    type Input: Send + Sync + 'static;
     type Output: Send + 'static;
 
+    /// One output per input, in the same order.
     fn run(
         &self,
-        inputs: Vec<Self::Input>,
-    ) -> impl Future<Output = Vec<Result<Self::Output, StoreError>>> + Send;
+        inputs: &[Self::Input],
+    ) -> impl Future<Output = Result<Vec<Self::Output>, StoreError>> + Send;
 }
 
 /// How large a group may grow, and how many groups may run at once (each holds one pooled
@@ -132,7 +134,7 @@ async fn run_groups<Q: GroupQuery>(
                 .with_label_values(&[Q::NAME])
                 .observe(expected as f64);
             let timer = GROUP_DURATION.with_label_values(&[Q::NAME]).start_timer();
-            let outputs = query.run(inputs).await;
+            let outputs = run_group(&*query, &inputs).await;
             timer.observe_duration();
             debug_assert_eq!(outputs.len(), expected, "one output per input");
             for (reply, output) in replies.into_iter().zip(outputs) {
@@ -143,12 +145,32 @@ async fn run_groups<Q: GroupQuery>(
     }
 }
 
+/// The group as one statement; after a failure, each row alone (a lone row keeps its error).
+async fn run_group<Q: GroupQuery>(
+    query: &Q,
+    inputs: &[Q::Input],
+) -> Vec<Result<Q::Output, StoreError>> {
+    let error = match query.run(inputs).await {
+        Ok(outputs) => return outputs.into_iter().map(Ok).collect(),
+        Err(error) if inputs.len() == 1 => return vec![Err(error)],
+        Err(error) => error,
+    };
+    tracing::debug!(query = Q::NAME, rows = inputs.len(), error = %error, "a group failed; running its rows one by one");
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let alone = query.run(std::slice::from_ref(input)).await;
+        outcomes.push(alone.map(|mut outputs| outputs.pop().expect("one output per input")));
+    }
+    outcomes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Doubles numbers, remembering the size of every group; fails the inputs that are 13.
+    /// Doubles numbers, remembering the size of every group that succeeds; a group holding 13
+    /// fails as a whole, as a statement with one bad row does.
     #[derive(Default)]
     struct Doubler {
         groups: std::sync::Mutex<Vec<usize>>,
@@ -161,19 +183,16 @@ mod tests {
         type Input = u32;
         type Output = u32;
 
-        async fn run(&self, inputs: Vec<u32>) -> Vec<Result<u32, StoreError>> {
+        async fn run(&self, inputs: &[u32]) -> Result<Vec<u32>, StoreError> {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_running.fetch_max(now, Ordering::SeqCst);
-            self.groups.lock().unwrap().push(inputs.len());
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             self.running.fetch_sub(1, Ordering::SeqCst);
-            inputs
-                .into_iter()
-                .map(|n| match n {
-                    13 => Err(StoreError::Stopped("thirteen")),
-                    n => Ok(n * 2),
-                })
-                .collect()
+            if inputs.contains(&13) {
+                return Err(StoreError::Stopped("thirteen"));
+            }
+            self.groups.lock().unwrap().push(inputs.len());
+            Ok(inputs.iter().map(|n| n * 2).collect())
         }
     }
 
@@ -201,7 +220,9 @@ mod tests {
             }
         }
         let groups = doubler.groups.lock().unwrap().clone();
-        assert_eq!(groups.iter().sum::<usize>(), 200);
+        // Every row but 13 was answered by exactly one statement that succeeded: those that
+        // shared a group with 13 were run again alone.
+        assert_eq!(groups.iter().sum::<usize>(), 199);
         assert!(groups.iter().all(|&size| size <= 50), "{groups:?}");
         assert!(groups.len() < 200, "calls were grouped: {groups:?}");
         assert!(doubler.most_running.load(Ordering::SeqCst) <= 2);
