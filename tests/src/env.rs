@@ -302,14 +302,14 @@ impl TestEnv {
             let _ = topology.delete(&channel).await;
         }
         broker.close().await;
-        if let Ok(pool) = linkkit_cache::connect(REDIS_URL) {
+        if let Ok(redis) = linkkit_cache::Redis::connect(REDIS_URL) {
             let pattern = self.config.namespace.redis_key(&["*"]);
-            let keys: Vec<String> = linkkit_cache::query(&pool, redis::cmd("KEYS").arg(&pattern))
+            let keys: Vec<String> = redis
+                .query(redis::cmd("KEYS").arg(&pattern))
                 .await
                 .unwrap_or_default();
             if !keys.is_empty() {
-                let _: Result<(), _> =
-                    linkkit_cache::query(&pool, redis::cmd("DEL").arg(&keys)).await;
+                let _: Result<(), _> = redis.query(redis::cmd("DEL").arg(&keys)).await;
             }
         }
         self.pool.close().await;

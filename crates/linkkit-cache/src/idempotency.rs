@@ -10,10 +10,9 @@
 
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use linkkit_core::Namespace;
 
-use crate::{query, CacheError};
+use crate::{CacheError, Redis};
 
 const IN_FLIGHT: &str = "in-flight";
 const DONE: &str = "done";
@@ -31,13 +30,13 @@ pub enum NextAction {
 
 #[derive(Debug, Clone)]
 pub struct Idempotency {
-    pool: Pool,
+    redis: Redis,
     namespace: Namespace,
 }
 
 impl Idempotency {
-    pub fn new(pool: Pool, namespace: Namespace) -> Self {
-        Self { pool, namespace }
+    pub fn new(redis: Redis, namespace: Namespace) -> Self {
+        Self { redis, namespace }
     }
 
     /// The full Redis key of `parts` under this namespace.
@@ -45,32 +44,21 @@ impl Idempotency {
         self.namespace.redis_key(parts)
     }
 
+    /// Claims `key` for `claim_ttl` unless it is claimed or done — one round trip: `SET NX GET`
+    /// (Redis 7) sets the claim only when the key is absent and answers what was there.
     pub async fn claim(&self, key: &str, claim_ttl: Duration) -> Result<NextAction, CacheError> {
         let mut set = redis::cmd("SET");
         set.arg(key)
             .arg(IN_FLIGHT)
             .arg("NX")
             .arg("PX")
-            .arg(claim_ttl.as_millis() as u64);
-        let claimed: Option<String> = query(&self.pool, &set).await?;
-        if claimed.is_some() {
-            return Ok(NextAction::Proceed);
-        }
-        let mut get = redis::cmd("GET");
-        get.arg(key);
-        let current: Option<String> = query(&self.pool, &get).await?;
-        Ok(match current.as_deref() {
+            .arg(claim_ttl.as_millis() as u64)
+            .arg("GET");
+        let before: Option<String> = self.redis.query(&set).await?;
+        Ok(match before.as_deref() {
+            None => NextAction::Proceed,
             Some(DONE) => NextAction::AlreadyDone,
             Some(_) => NextAction::InFlightElsewhere,
-            // The claim expired between the two calls: try once more.
-            None => {
-                let claimed: Option<String> = query(&self.pool, &set).await?;
-                if claimed.is_some() {
-                    NextAction::Proceed
-                } else {
-                    NextAction::InFlightElsewhere
-                }
-            }
         })
     }
 
@@ -81,14 +69,14 @@ impl Idempotency {
             .arg(DONE)
             .arg("PX")
             .arg(done_ttl.as_millis() as u64);
-        query::<()>(&self.pool, &set).await
+        self.redis.query::<()>(&set).await
     }
 
     /// Gives the claim up so a later attempt can take it.
     pub async fn release(&self, key: &str) -> Result<(), CacheError> {
         let mut del = redis::cmd("DEL");
         del.arg(key);
-        query::<()>(&self.pool, &del).await
+        self.redis.query::<()>(&del).await
     }
 }
 
@@ -101,7 +89,7 @@ mod tests {
             .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
         let namespace = format!("test-{}", uuid::Uuid::now_v7().simple());
         Idempotency::new(
-            crate::connect(&url).unwrap(),
+            Redis::connect(&url).unwrap(),
             Namespace::parse(&namespace).unwrap(),
         )
     }
@@ -144,8 +132,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_redis_is_an_error_not_a_hang() {
-        let pool = crate::connect("redis://127.0.0.1:1/0").unwrap();
-        let keys = Idempotency::new(pool, Namespace::parse("t").unwrap());
+        let redis = Redis::connect("redis://127.0.0.1:1/0").unwrap();
+        let keys = Idempotency::new(redis, Namespace::parse("t").unwrap());
         assert!(keys.claim("t:x", Duration::from_secs(1)).await.is_err());
     }
 }

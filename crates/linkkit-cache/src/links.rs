@@ -7,11 +7,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_redis::Pool;
 use linkkit_core::Namespace;
 use serde::{Deserialize, Serialize};
 
-use crate::query;
+use crate::Redis;
 
 pub const TTL: Duration = Duration::from_secs(60);
 
@@ -37,13 +36,13 @@ impl CachedLink {
 
 #[derive(Debug, Clone)]
 pub struct LinkStore {
-    pool: Pool,
+    redis: Redis,
     namespace: Namespace,
 }
 
 impl LinkStore {
-    pub fn new(pool: Pool, namespace: Namespace) -> Self {
-        Self { pool, namespace }
+    pub fn new(redis: Redis, namespace: Namespace) -> Self {
+        Self { redis, namespace }
     }
 
     fn key(&self, slug: &str) -> String {
@@ -53,7 +52,7 @@ impl LinkStore {
     pub async fn get(&self, slug: &str) -> Option<CachedLink> {
         let mut get = redis::cmd("GET");
         get.arg(self.key(slug));
-        let cached: Option<String> = query(&self.pool, &get).await.ok()?;
+        let cached: Option<String> = self.redis.query(&get).await.ok()?;
         serde_json::from_str(&cached?).ok()
     }
 
@@ -67,12 +66,12 @@ impl LinkStore {
         if !overwrite {
             set.arg("NX");
         }
-        let _ = query::<Option<String>>(&self.pool, &set).await;
+        let _ = self.redis.query::<Option<String>>(&set).await;
     }
 
     pub async fn forget(&self, slug: &str) {
         let mut del = redis::cmd("DEL");
         del.arg(self.key(slug));
-        let _ = query::<i64>(&self.pool, &del).await;
+        let _ = self.redis.query::<i64>(&del).await;
     }
 }

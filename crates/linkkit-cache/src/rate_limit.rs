@@ -4,14 +4,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use deadpool_redis::Pool;
 use linkkit_core::Namespace;
 
-use crate::{CacheError, REDIS_ERRORS, REDIS_TIMEOUT};
+use crate::{CacheError, Redis};
 
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
-    pool: Pool,
+    redis: Redis,
     namespace: Namespace,
     per_second: u32,
 }
@@ -26,9 +25,9 @@ pub enum Verdict {
 }
 
 impl RateLimiter {
-    pub fn new(pool: Pool, namespace: Namespace, per_second: u32) -> Self {
+    pub fn new(redis: Redis, namespace: Namespace, per_second: u32) -> Self {
         Self {
-            pool,
+            redis,
             namespace,
             per_second,
         }
@@ -56,28 +55,9 @@ impl RateLimiter {
     }
 
     async fn count(&self, key: &str) -> Result<u64, CacheError> {
-        let attempt = async {
-            let mut connection = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| CacheError::Unavailable(e.to_string()))?;
-            let (count,): (u64,) = redis::pipe()
-                .atomic()
-                .incr(key, 1)
-                .expire(key, 2)
-                .ignore()
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| CacheError::Unavailable(e.to_string()))?;
-            Ok(count)
-        };
-        let result = tokio::time::timeout(REDIS_TIMEOUT, attempt)
-            .await
-            .unwrap_or_else(|_| Err(CacheError::Unavailable("timed out".into())));
-        if result.is_err() {
-            REDIS_ERRORS.inc();
-        }
-        result
+        let mut count = redis::pipe();
+        count.atomic().incr(key, 1).expire(key, 2).ignore();
+        let (count,): (u64,) = self.redis.query_pipeline(&count).await?;
+        Ok(count)
     }
 }

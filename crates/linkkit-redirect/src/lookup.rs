@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::Pool as RedisPool;
 use linkkit_cache::links::LinkStore;
 use linkkit_core::event::LinkState;
 use linkkit_core::Namespace;
@@ -72,7 +71,7 @@ struct Inner {
 }
 
 impl LinkCache {
-    pub fn new(pool: PgPool, redis: Option<RedisPool>, namespace: Namespace) -> Self {
+    pub fn new(pool: PgPool, redis: Option<linkkit_cache::Redis>, namespace: Namespace) -> Self {
         let redis = redis.map(|redis| LinkStore::new(redis, namespace));
         let found = Cache::builder()
             .max_capacity(LOCAL_CAPACITY)

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Readiness {
     pub pool: PgPool,
     pub broker: Broker,
-    pub redis: Option<deadpool_redis::Pool>,
+    pub redis: Option<linkkit_cache::Redis>,
 }
 
 pub async fn serve(

@@ -124,7 +124,7 @@ pub async fn run(
     let broker = Broker::new(config.amqp_url.expose());
     let topology = config.topology();
     let redis = if service.uses_redis() {
-        Some(linkkit_cache::connect(config.redis_url.expose())?)
+        Some(linkkit_cache::Redis::connect(config.redis_url.expose())?)
     } else {
         None
     };
