@@ -16,6 +16,11 @@ use clap::{Parser, ValueEnum};
 
 use crate::stats::spread;
 
+/// mimalloc, not glibc's malloc: allocation and free were a third of the workers' CPU in the
+/// throughput profile (many small, short-lived buffers across threads). See BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     Ceiling,
