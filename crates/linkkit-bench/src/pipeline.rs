@@ -138,10 +138,37 @@ impl Bench {
     }
 }
 
+/// Which consumers of the events exchange run in the throughput scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Every service, as deployed: the API's visit counters take a copy of every click too.
+    AsDeployed,
+    /// The webhook pipeline alone: fan-out and sender, the counters' queue unbound, so the
+    /// broker carries two messages per delivery instead of three.
+    PipelineOnly,
+}
+
 /// Deliveries per second, end to end, for `events` events to one endpoint; every attempt is
 /// recorded before the figure is taken.
-pub async fn throughput(events: usize) -> f64 {
-    let bench = Bench::start(&[], &[Service::All]).await;
+pub async fn throughput(events: usize, shape: Shape) -> f64 {
+    let bench = match shape {
+        Shape::AsDeployed => Bench::start(&[], &[Service::All]).await,
+        Shape::PipelineOnly => {
+            let bench = Bench::start(&[], &[Service::Fanout, Service::Sender]).await;
+            let namespace = &bench.env.config.namespace;
+            let channel = bench.broker.channel().await.expect("a channel");
+            channel
+                .queue_unbind(
+                    &namespace.counters_queue(),
+                    &namespace.events_exchange(),
+                    EventType::LinkClicked.as_str(),
+                    Default::default(),
+                )
+                .await
+                .expect("the counters' queue unbinds");
+            bench
+        }
+    };
     bench
         .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
         .await;
