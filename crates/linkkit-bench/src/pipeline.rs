@@ -81,6 +81,12 @@ impl Bench {
         .execute(&self.env.pool)
         .await
         .expect("endpoints inserted");
+        // A database in service has statistics; without them the planner cannot know the
+        // subscription index is selective and scans the workspace's endpoints instead.
+        sqlx::query("ANALYZE endpoints")
+            .execute(&self.env.pool)
+            .await
+            .expect("endpoints analyzed");
     }
 
     async fn publish(&self, events: &[Envelope]) {
