@@ -45,7 +45,7 @@ pub enum Handled {
 }
 
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, message: Message) -> impl Future<Output = Handled> + Send;
+    fn handle(&self, message: &Message) -> impl Future<Output = Handled> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -172,19 +172,19 @@ async fn settle<H: Handler>(
 ) -> Settlement {
     let queue = settings.queue.as_str();
     let message = Message {
-        body: delivery.data.clone(),
         headers: delivery.properties.headers().clone(),
         routing_key: delivery.routing_key.to_string(),
         redelivered: delivery.redelivered,
+        body: delivery.data,
     };
-    match handler.handle(message).await {
+    match handler.handle(&message).await {
         Handled::Done => Settlement::Ack,
         Handled::Poison(reason) => {
             tracing::warn!(queue, reason = %reason, "dead-lettering a message that cannot be handled");
             let dead = Outgoing {
                 exchange: String::new(),
                 routing_key: settings.dead_queue.clone(),
-                body: delivery.data,
+                body: message.body,
                 headers: vec![
                     (REASON_HEADER, reason),
                     (SOURCE_QUEUE_HEADER, queue.to_owned()),

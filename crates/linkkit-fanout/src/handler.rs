@@ -31,7 +31,7 @@ pub struct FanoutHandler {
 }
 
 impl Handler for FanoutHandler {
-    async fn handle(&self, message: Message) -> Handled {
+    async fn handle(&self, message: &Message) -> Handled {
         let workspace_id = match header_string(message.headers.as_ref(), WORKSPACE_HEADER)
             .map(|h| WorkspaceId::parse(&h))
         {

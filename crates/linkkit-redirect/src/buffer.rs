@@ -6,13 +6,13 @@
 //! the broker is away each batch stays in hand and is retried, so events that fit in the
 //! buffer survive a broker restart.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use linkkit_bus::metrics::MESSAGES_PUBLISHED;
 use linkkit_bus::{Outgoing, Publisher};
 use linkkit_core::{Envelope, Namespace, WorkspaceId};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -85,8 +85,9 @@ pub async fn run_buffer_publisher(
     namespace: Namespace,
     shutdown: CancellationToken,
 ) {
-    // Set when shutdown begins: the moment after which unpublishable events are given up.
-    let give_up_at = Arc::new(Mutex::new(None));
+    // Set at the first failed publish after shutdown began: the moment after which
+    // unpublishable events are given up.
+    let give_up_at = Arc::new(OnceLock::new());
     let mut in_flight = JoinSet::new();
     loop {
         if in_flight.len() >= BATCHES_IN_FLIGHT {
@@ -136,7 +137,7 @@ async fn publish_until_confirmed(
     publisher: &Publisher,
     namespace: &Namespace,
     shutdown: &CancellationToken,
-    give_up_at: &Mutex<Option<tokio::time::Instant>>,
+    give_up_at: &OnceLock<tokio::time::Instant>,
 ) {
     let messages: Vec<Outgoing> = batch
         .iter()
@@ -163,7 +164,7 @@ async fn publish_until_confirmed(
             Err(error) => {
                 let now = tokio::time::Instant::now();
                 let give_up = shutdown.is_cancelled()
-                    && now >= *give_up_at.lock().await.get_or_insert(now + SHUTDOWN_GRACE);
+                    && now >= *give_up_at.get_or_init(|| now + SHUTDOWN_GRACE);
                 if give_up {
                     tracing::error!(count = batch.len(), error = %error, "dropping buffered events at shutdown");
                     EVENTS_BUFFERED.sub(batch.len() as i64);

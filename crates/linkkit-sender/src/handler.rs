@@ -53,7 +53,7 @@ enum Settled {
 }
 
 impl Handler for SenderHandler {
-    async fn handle(&self, message: Message) -> Handled {
+    async fn handle(&self, message: &Message) -> Handled {
         let job: DeliveryJob = match serde_json::from_slice(&message.body) {
             Ok(job) => job,
             Err(error) => return Handled::Poison(format!("not a delivery job: {error}")),
