@@ -82,6 +82,14 @@ impl Breaker {
         }
     }
 
+    /// The probe that was let through will not be sent (its job needed no attempt, or found
+    /// no free slot): the next job may probe instead.
+    pub fn abandon_probe(&mut self) {
+        if let Some(open) = &mut self.open {
+            open.probe_out = false;
+        }
+    }
+
     /// True when the breaker holds nothing worth remembering.
     pub fn is_idle(&self) -> bool {
         self.consecutive_failures == 0 && self.open.is_none()
@@ -140,6 +148,19 @@ mod tests {
             Admission::Defer(FIRST_OPEN)
         );
         assert_eq!(breaker.admit(probe_time + FIRST_OPEN * 2), Admission::Probe);
+    }
+
+    #[test]
+    fn an_abandoned_probe_lets_the_next_job_probe() {
+        let start = Instant::now();
+        let mut breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD {
+            breaker.record(false, start);
+        }
+        let later = start + FIRST_OPEN;
+        assert_eq!(breaker.admit(later), Admission::Probe);
+        breaker.abandon_probe();
+        assert_eq!(breaker.admit(later), Admission::Probe);
     }
 
     #[test]

@@ -27,12 +27,18 @@ pub struct EndpointGuards {
 #[derive(Debug)]
 struct Guard {
     slots: Arc<Semaphore>,
-    breaker: Breaker,
+    breaker: Arc<Mutex<Breaker>>,
 }
 
-/// Leave to send one attempt; hold it until the attempt is over.
+/// Leave to send one attempt to an endpoint; hold it until the attempt is over and give its
+/// result to [`Pass::record`]. A probe's pass dropped without a result (the job turned out to
+/// need no attempt) lets the next job probe instead, so the circuit never waits on a probe
+/// that will not come.
 #[derive(Debug)]
 pub struct Pass {
+    endpoint: EndpointId,
+    breaker: Arc<Mutex<Breaker>>,
+    probe: bool,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -54,51 +60,74 @@ impl EndpointGuards {
 
     /// Decides whether an attempt to `endpoint` may start now.
     pub async fn admit(&self, endpoint: &EndpointId) -> Result<Pass, Deferral> {
-        let slots = {
+        let (slots, breaker, probe) = {
             let mut endpoints = self
                 .endpoints
                 .lock()
                 .expect("the guard map is never poisoned");
             if endpoints.len() > PRUNE_ABOVE {
                 endpoints.retain(|_, guard| {
-                    !guard.breaker.is_idle() || guard.slots.available_permits() < self.max_in_flight
+                    !lock(&guard.breaker).is_idle()
+                        || guard.slots.available_permits() < self.max_in_flight
                 });
             }
             let guard = endpoints.entry(endpoint.clone()).or_insert_with(|| Guard {
                 slots: Arc::new(Semaphore::new(self.max_in_flight)),
-                breaker: Breaker::default(),
+                breaker: Arc::default(),
             });
-            if let Admission::Defer(wait) = guard.breaker.admit(Instant::now()) {
-                return Err(Deferral::CircuitOpen(wait));
-            }
-            guard.slots.clone()
+            let probe = match lock(&guard.breaker).admit(Instant::now()) {
+                Admission::Defer(wait) => return Err(Deferral::CircuitOpen(wait)),
+                Admission::Probe => true,
+                Admission::Send => false,
+            };
+            (guard.slots.clone(), guard.breaker.clone(), probe)
         };
         match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
-            Ok(Ok(slot)) => Ok(Pass { _slot: slot }),
-            _ => Err(Deferral::Busy),
-        }
-    }
-
-    /// Feeds an attempt's result to the endpoint's breaker.
-    pub fn record(&self, endpoint: &EndpointId, succeeded: bool) {
-        let mut endpoints = self
-            .endpoints
-            .lock()
-            .expect("the guard map is never poisoned");
-        if let Some(guard) = endpoints.get_mut(endpoint) {
-            match guard.breaker.record(succeeded, Instant::now()) {
-                Some(Transition::Opened) => {
-                    BREAKER_TRANSITIONS.with_label_values(&["open"]).inc();
-                    tracing::warn!(endpoint_id = %endpoint, "circuit opened: deferring this endpoint's jobs");
+            Ok(Ok(slot)) => Ok(Pass {
+                endpoint: endpoint.clone(),
+                breaker,
+                probe,
+                _slot: slot,
+            }),
+            _ => {
+                if probe {
+                    lock(&breaker).abandon_probe();
                 }
-                Some(Transition::Closed) => {
-                    BREAKER_TRANSITIONS.with_label_values(&["closed"]).inc();
-                    tracing::info!(endpoint_id = %endpoint, "circuit closed");
-                }
-                None => {}
+                Err(Deferral::Busy)
             }
         }
     }
+}
+
+impl Pass {
+    /// Feeds the attempt's result to the endpoint's breaker and frees the slot.
+    pub fn record(mut self, succeeded: bool) {
+        self.probe = false;
+        let transition = lock(&self.breaker).record(succeeded, Instant::now());
+        match transition {
+            Some(Transition::Opened) => {
+                BREAKER_TRANSITIONS.with_label_values(&["open"]).inc();
+                tracing::warn!(endpoint_id = %self.endpoint, "circuit opened: deferring this endpoint's jobs");
+            }
+            Some(Transition::Closed) => {
+                BREAKER_TRANSITIONS.with_label_values(&["closed"]).inc();
+                tracing::info!(endpoint_id = %self.endpoint, "circuit closed");
+            }
+            None => {}
+        }
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        if self.probe {
+            lock(&self.breaker).abandon_probe();
+        }
+    }
+}
+
+fn lock(breaker: &Mutex<Breaker>) -> std::sync::MutexGuard<'_, Breaker> {
+    breaker.lock().expect("a breaker is never poisoned")
 }
 
 #[cfg(test)]
@@ -126,8 +155,7 @@ mod tests {
         let guards = EndpointGuards::new(4);
         let failing = EndpointId::generate();
         for _ in 0..crate::breaker::FAILURE_THRESHOLD {
-            let _pass = guards.admit(&failing).await.unwrap();
-            guards.record(&failing, false);
+            guards.admit(&failing).await.unwrap().record(false);
         }
         assert!(matches!(
             guards.admit(&failing).await.unwrap_err(),
