@@ -14,7 +14,7 @@ use crate::broker::{Broker, BusError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use linkkit_core::{DeliveryJob, Envelope, Namespace, WorkspaceId};
+use linkkit_core::{DeliveryJob, Envelope, EventType, Namespace, WorkspaceId};
 
 use crate::headers::{table, OCCURRED_AT_HEADER, REASON_HEADER, WORKSPACE_HEADER};
 use crate::topology::JOB_ROUTING_KEY;
@@ -39,12 +39,29 @@ impl Outgoing {
         event: &Envelope,
         occurred_at: DateTime<Utc>,
     ) -> Self {
+        Self::event_body(
+            namespace,
+            workspace_id.as_str(),
+            event.event,
+            event.to_body(),
+            occurred_at,
+        )
+    }
+
+    /// A domain event whose body is already written (see [`Envelope::body_of`]).
+    pub fn event_body(
+        namespace: &Namespace,
+        workspace_id: &str,
+        event_type: EventType,
+        body: Vec<u8>,
+        occurred_at: DateTime<Utc>,
+    ) -> Self {
         Self {
             exchange: namespace.events_exchange(),
-            routing_key: event.event.as_str().to_owned(),
-            body: event.to_body(),
+            routing_key: event_type.as_str().to_owned(),
+            body,
             headers: vec![
-                (WORKSPACE_HEADER, workspace_id.to_string()),
+                (WORKSPACE_HEADER, workspace_id.to_owned()),
                 (
                     OCCURRED_AT_HEADER,
                     occurred_at.timestamp_millis().to_string(),

@@ -1,7 +1,7 @@
 //! The bounded buffer between redirects and the broker.
 //!
-//! `EventBuffer::offer` never waits: it queues the event or, when the buffer is full, drops it
-//! and counts the drop. One background task drains the buffer in batches through a confirmed
+//! `EventBuffer::offer` never waits: it queues the visit or, when the buffer is full, drops it
+//! and counts the drop. A visit's JSON is written only as it is published (see `visit.rs`). One background task drains the buffer in batches through a confirmed
 //! publisher, a few batches in flight at once so the broker's confirm wait is overlapped; while
 //! the broker is away each batch stays in hand and is retried, so events that fit in the
 //! buffer survive a broker restart.
@@ -10,13 +10,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use linkkit_bus::metrics::MESSAGES_PUBLISHED;
-use linkkit_bus::{Outgoing, Publisher};
-use linkkit_core::{Envelope, Namespace, WorkspaceId};
+use linkkit_bus::Publisher;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{EVENTS_BUFFERED, EVENTS_DROPPED};
+use crate::visit::Visit;
+use crate::RedirectConfig;
 
 const MAX_BATCH: usize = 512;
 /// Batches published and awaiting confirms at once.
@@ -25,15 +26,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a stopping process keeps trying to publish what it holds.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-struct Buffered {
-    workspace_id: WorkspaceId,
-    event: Envelope,
-}
-
 /// The redirect's handle on the buffer.
 #[derive(Clone)]
 pub struct EventBuffer {
-    sender: mpsc::Sender<Buffered>,
+    sender: mpsc::Sender<Visit>,
 }
 
 impl std::fmt::Debug for EventBuffer {
@@ -45,7 +41,7 @@ impl std::fmt::Debug for EventBuffer {
 }
 
 /// The publisher's end of the buffer.
-pub struct EventBufferReceiver(mpsc::Receiver<Buffered>);
+pub struct EventBufferReceiver(mpsc::Receiver<Visit>);
 
 impl std::fmt::Debug for EventBufferReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,12 +55,9 @@ impl EventBuffer {
         (Self { sender }, EventBufferReceiver(receiver))
     }
 
-    /// Queues an event without waiting; false (and counted) when it had to be dropped.
-    pub fn offer(&self, workspace_id: WorkspaceId, event: Envelope) -> bool {
-        match self.sender.try_send(Buffered {
-            workspace_id,
-            event,
-        }) {
+    /// Queues a visit without waiting; false (and counted) when it had to be dropped.
+    pub fn offer(&self, visit: Visit) -> bool {
+        match self.sender.try_send(visit) {
             Ok(()) => {
                 EVENTS_BUFFERED.inc();
                 true
@@ -82,7 +75,7 @@ impl EventBuffer {
 pub async fn run_buffer_publisher(
     EventBufferReceiver(mut receiver): EventBufferReceiver,
     publisher: Arc<Publisher>,
-    namespace: Namespace,
+    config: Arc<RedirectConfig>,
     shutdown: CancellationToken,
 ) {
     // Set at the first failed publish after shutdown began: the moment after which
@@ -103,25 +96,25 @@ pub async fn run_buffer_publisher(
             },
         };
         let batch = fill_batch(first, &mut receiver);
-        let (publisher, namespace, shutdown, give_up_at) = (
+        let (publisher, config, shutdown, give_up_at) = (
             publisher.clone(),
-            namespace.clone(),
+            config.clone(),
             shutdown.clone(),
             give_up_at.clone(),
         );
         in_flight.spawn(async move {
-            publish_until_confirmed(&batch, &publisher, &namespace, &shutdown, &give_up_at).await
+            publish_until_confirmed(batch, &publisher, &config, &shutdown, &give_up_at).await
         });
     }
     receiver.close();
     while let Some(first) = receiver.recv().await {
         let batch = fill_batch(first, &mut receiver);
-        publish_until_confirmed(&batch, &publisher, &namespace, &shutdown, &give_up_at).await;
+        publish_until_confirmed(batch, &publisher, &config, &shutdown, &give_up_at).await;
     }
     while in_flight.join_next().await.is_some() {}
 }
 
-fn fill_batch(first: Buffered, receiver: &mut mpsc::Receiver<Buffered>) -> Vec<Buffered> {
+fn fill_batch(first: Visit, receiver: &mut mpsc::Receiver<Visit>) -> Vec<Visit> {
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
         match receiver.try_recv() {
@@ -133,30 +126,34 @@ fn fill_batch(first: Buffered, receiver: &mut mpsc::Receiver<Buffered>) -> Vec<B
 }
 
 async fn publish_until_confirmed(
-    batch: &[Buffered],
+    batch: Vec<Visit>,
     publisher: &Publisher,
-    namespace: &Namespace,
+    config: &RedirectConfig,
     shutdown: &CancellationToken,
     give_up_at: &OnceLock<tokio::time::Instant>,
 ) {
-    let messages: Vec<Outgoing> = batch
-        .iter()
-        .map(|item| {
-            Outgoing::event(
-                namespace,
-                &item.workspace_id,
-                &item.event,
-                item.event.timestamp,
-            )
-        })
-        .collect();
+    let held = batch.len();
+    let mut event_types = Vec::with_capacity(held);
+    let mut messages = Vec::with_capacity(held);
+    for visit in batch {
+        match visit.to_outgoing(&config.namespace, &config.public_base_url) {
+            Some(message) => {
+                event_types.push(visit.event);
+                messages.push(message);
+            }
+            None => {
+                tracing::error!(link_id = %visit.link.link_id, "a cached link has a malformed id; dropping its visit");
+                EVENTS_DROPPED.inc();
+            }
+        }
+    }
     loop {
         match publisher.publish_all(&messages).await {
             Ok(()) => {
-                EVENTS_BUFFERED.sub(batch.len() as i64);
-                for item in batch {
+                EVENTS_BUFFERED.sub(held as i64);
+                for event_type in &event_types {
                     MESSAGES_PUBLISHED
-                        .with_label_values(&[item.event.event.as_str(), "redirect"])
+                        .with_label_values(&[event_type.as_str(), "redirect"])
                         .inc();
                 }
                 return;
@@ -166,12 +163,12 @@ async fn publish_until_confirmed(
                 let give_up = shutdown.is_cancelled()
                     && now >= *give_up_at.get_or_init(|| now + SHUTDOWN_GRACE);
                 if give_up {
-                    tracing::error!(count = batch.len(), error = %error, "dropping buffered events at shutdown");
-                    EVENTS_BUFFERED.sub(batch.len() as i64);
-                    EVENTS_DROPPED.inc_by(batch.len() as u64);
+                    tracing::error!(count = messages.len(), error = %error, "dropping buffered events at shutdown");
+                    EVENTS_BUFFERED.sub(held as i64);
+                    EVENTS_DROPPED.inc_by(messages.len() as u64);
                     return;
                 }
-                tracing::warn!(count = batch.len(), error = %error, "broker unavailable; holding events");
+                tracing::warn!(count = messages.len(), error = %error, "broker unavailable; holding events");
                 tokio::time::sleep(RETRY_BACKOFF).await;
             }
         }

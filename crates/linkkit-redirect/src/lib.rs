@@ -12,6 +12,7 @@ mod invalidation;
 mod lookup;
 pub mod metrics;
 mod redirect;
+mod visit;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub use enrich::{classify_user_agent, Visitor};
 pub use geo::{Geo, GeoError};
 pub use invalidation::run_cache_invalidation;
 pub use lookup::{LinkCache, Target};
+pub use visit::Visit;
 
 #[derive(Debug, Clone)]
 pub struct RedirectConfig {
@@ -47,7 +49,7 @@ pub struct RedirectState {
 pub fn router(state: RedirectState) -> Router {
     Router::new()
         .route("/{slug}", get(redirect::follow))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// Serves redirects on `listener` until `shutdown` fires.

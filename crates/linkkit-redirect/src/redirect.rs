@@ -1,35 +1,39 @@
 //! The redirect handler: look the slug up, answer at once, hand the visit event to the buffer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::lookup::Target;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use linkkit_core::event::VisitData;
 use linkkit_core::slug::Slug;
-use linkkit_core::{Envelope, EventType, LinkId, WorkspaceId};
+use linkkit_core::{EventId, EventType};
 
 use crate::enrich::classify_user_agent;
 use crate::metrics::{BOT_VISITS, REDIRECTS, REDIRECT_DURATION};
+use crate::visit::Visit;
 use crate::RedirectState;
 
 /// The query parameter that marks a visit as a QR scan; it is not passed on.
 const QR_PARAMETER: &str = "qr";
 
+/// The state is shared behind one `Arc` and the headers are read from the request itself, so a
+/// redirect copies neither.
 pub async fn follow(
-    State(state): State<RedirectState>,
+    State(state): State<Arc<RedirectState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     Path(slug): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
     let started = Instant::now();
-    let response = answer(&state, peer, &method, &slug, query.as_deref(), &headers).await;
+    let headers = request.headers();
+    let response = answer(&state, peer, &method, &slug, query.as_deref(), headers).await;
     REDIRECTS
         .with_label_values(&[response.status().as_str()])
         .inc();
@@ -65,7 +69,7 @@ async fn answer(
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "this link is broken");
     };
     if method == Method::GET {
-        record_visit(state, &link, is_qr, peer, headers);
+        record_visit(state, link, is_qr, peer, headers);
     }
     let mut response = StatusCode::FOUND.into_response();
     response.headers_mut().insert(LOCATION, location);
@@ -78,7 +82,7 @@ async fn answer(
 
 fn record_visit(
     state: &RedirectState,
-    link: &Target,
+    link: Arc<Target>,
     is_qr: bool,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -92,39 +96,25 @@ fn record_visit(
         BOT_VISITS.inc();
         return;
     }
-    let (Ok(link_id), Ok(workspace_id)) = (
-        LinkId::parse(&link.link_id),
-        WorkspaceId::parse(&link.workspace_id),
-    ) else {
-        return;
+    let event = if is_qr {
+        EventType::QrScanned
+    } else {
+        EventType::LinkClicked
     };
-    let data = VisitData {
-        link_id,
-        short_url: format!(
-            "{}/{}",
-            state.config.public_base_url.trim_end_matches('/'),
-            link.slug
-        ),
-        destination_url: link.destination_url.clone(),
-        segment: link.segment.clone(),
-        campaign: link.campaign.clone(),
+    state.events.offer(Visit {
+        id: EventId::generate(),
+        event,
+        at: Utc::now(),
+        link,
         click_location: state.geo.country(peer, headers),
-        device: visitor.device.to_owned(),
+        device: visitor.device,
         browser: visitor.browser,
         os: visitor.os,
         referrer: headers
             .get(REFERER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-    };
-    let event_type = if is_qr {
-        EventType::QrScanned
-    } else {
-        EventType::LinkClicked
-    };
-    state
-        .events
-        .offer(workspace_id, Envelope::new(event_type, data));
+    });
 }
 
 /// Whether `qr=1` was present, and the other parameters to pass on, in their order.

@@ -218,20 +218,22 @@ pub async fn run(
             shutdown.clone(),
         );
         spawn_loop(&mut tasks, "link cache invalidation", invalidation);
+        let redirect_config = Arc::new(redirect_config);
         let state = RedirectState {
             links,
             geo,
             events,
-            config: Arc::new(redirect_config),
+            config: redirect_config.clone(),
         };
         spawn(
             &mut tasks,
             "redirect server",
             linkkit_redirect::serve(state, listener, shutdown.clone()),
         );
-        let (namespace, token) = (config.namespace.clone(), shutdown.clone());
+        let token = shutdown.clone();
         spawn_loop(&mut tasks, "event buffer publisher", async move {
-            linkkit_redirect::run_buffer_publisher(receiver, publisher, namespace, token).await
+            linkkit_redirect::run_buffer_publisher(receiver, publisher, redirect_config, token)
+                .await
         });
     }
 
