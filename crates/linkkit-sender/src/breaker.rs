@@ -44,14 +44,26 @@ struct Open {
 
 impl Breaker {
     pub fn admit(&mut self, now: Instant) -> Admission {
+        if let Some(wait) = self.deferral(now) {
+            return Admission::Defer(wait);
+        }
         match &mut self.open {
             None => Admission::Send,
-            Some(open) if now < open.until => Admission::Defer(open.until - now),
-            Some(open) if open.probe_out => Admission::Defer(open.period.min(FIRST_OPEN)),
             Some(open) => {
                 open.probe_out = true;
                 Admission::Probe
             }
+        }
+    }
+
+    /// How long a job must wait if it asked now, without taking the probe: `None` when the
+    /// circuit is closed or a probe may go.
+    pub fn deferral(&self, now: Instant) -> Option<Duration> {
+        match &self.open {
+            None => None,
+            Some(open) if now < open.until => Some(open.until - now),
+            Some(open) if open.probe_out => Some(open.period.min(FIRST_OPEN)),
+            Some(_) => None,
         }
     }
 
@@ -110,6 +122,10 @@ mod tests {
         }
         assert_eq!(breaker.record(false, start), Some(Transition::Opened));
         assert_eq!(
+            breaker.deferral(start + Duration::from_secs(4)),
+            Some(FIRST_OPEN - Duration::from_secs(4))
+        );
+        assert_eq!(
             breaker.admit(start + Duration::from_secs(4)),
             Admission::Defer(FIRST_OPEN - Duration::from_secs(4))
         );
@@ -123,11 +139,13 @@ mod tests {
             breaker.record(false, start);
         }
         let later = start + FIRST_OPEN;
+        assert_eq!(breaker.deferral(later), None, "a probe may go");
         assert_eq!(breaker.admit(later), Admission::Probe);
         assert!(
             matches!(breaker.admit(later), Admission::Defer(_)),
             "only one probe at a time"
         );
+        assert!(breaker.deferral(later).is_some());
         assert_eq!(breaker.record(true, later), Some(Transition::Closed));
         assert_eq!(breaker.admit(later), Admission::Send);
         assert!(breaker.is_idle());

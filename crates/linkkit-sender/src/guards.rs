@@ -58,6 +58,19 @@ impl EndpointGuards {
         }
     }
 
+    /// How long a job for `endpoint` must wait because its circuit is open: a cheap check in
+    /// memory, made before any other work on the job. Takes neither a slot nor the probe, so
+    /// [`EndpointGuards::admit`] still decides at the attempt itself.
+    pub fn circuit_open(&self, endpoint: &EndpointId) -> Option<Duration> {
+        let endpoints = self
+            .endpoints
+            .lock()
+            .expect("the guard map is never poisoned");
+        endpoints
+            .get(endpoint)
+            .and_then(|guard| lock(&guard.breaker).deferral(Instant::now()))
+    }
+
     /// Decides whether an attempt to `endpoint` may start now.
     pub async fn admit(&self, endpoint: &EndpointId) -> Result<Pass, Deferral> {
         let (slots, breaker, probe) = {
@@ -157,9 +170,11 @@ mod tests {
         for _ in 0..crate::breaker::FAILURE_THRESHOLD {
             guards.admit(&failing).await.unwrap().record(false);
         }
+        assert!(guards.circuit_open(&failing).is_some());
         assert!(matches!(
             guards.admit(&failing).await.unwrap_err(),
             Deferral::CircuitOpen(_)
         ));
+        assert_eq!(guards.circuit_open(&EndpointId::generate()), None);
     }
 }

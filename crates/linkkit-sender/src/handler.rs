@@ -18,7 +18,7 @@ use linkkit_store::PgPool;
 use reqwest::Client;
 
 use crate::attempt::{attempt, AttemptOutcome};
-use crate::guards::{Deferral, EndpointGuards, Pass};
+use crate::guards::{Deferral, EndpointGuards};
 use crate::metrics::{
     DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
     JOBS_DEFERRED, RETRIES_SCHEDULED,
@@ -65,22 +65,14 @@ impl Handler for SenderHandler {
 impl SenderHandler {
     #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, endpoint_id = %job.endpoint_id, event_id = %job.event.id, attempt = job.attempt))]
     async fn deliver(&self, job: DeliveryJob) -> Handled {
-        // The endpoint's limits come first: they live in memory, so a job for an endpoint that
-        // is failing or saturated is parked without a Redis claim or a database lookup, and a
-        // bad neighbour costs the others as little as possible.
-        let pass = match self.guards.admit(&job.endpoint_id).await {
-            Ok(pass) => pass,
-            Err(deferral) => {
-                let (at_least, reason) = match deferral {
-                    Deferral::CircuitOpen(wait) => (Some(wait), "circuit_open"),
-                    Deferral::Busy => (None, "endpoint_busy"),
-                };
-                return match self.defer(&job, at_least, reason).await {
-                    Ok(()) => Handled::Done,
-                    Err(reason) => Handled::Requeue(reason),
-                };
-            }
-        };
+        // An open circuit is known in memory: such a job is parked at once, with no Redis
+        // claim and no database lookup, so a failing neighbour costs the others little.
+        if let Some(wait) = self.guards.circuit_open(&job.endpoint_id) {
+            return match self.defer(&job, Some(wait), "circuit_open").await {
+                Ok(()) => Handled::Done,
+                Err(reason) => Handled::Requeue(reason),
+            };
+        }
         let generation = job.generation.to_string();
         let key = self
             .idempotency
@@ -110,7 +102,7 @@ impl SenderHandler {
                 false
             }
         };
-        let (handled, settled) = match self.attempt_and_settle(&job, pass).await {
+        let (handled, settled) = match self.attempt_and_settle(&job).await {
             Ok(settled) => (Handled::Done, settled),
             Err(reason) => (Handled::Requeue(reason), Settled::Release),
         };
@@ -126,9 +118,9 @@ impl SenderHandler {
         handled
     }
 
-    /// Everything after the claim, holding the endpoint's `pass`. `Err` means a dependency
-    /// failed before the outcome was durable: the job goes back to the queue.
-    async fn attempt_and_settle(&self, job: &DeliveryJob, pass: Pass) -> Result<Settled, String> {
+    /// Everything after the claim. `Err` means a dependency failed before the outcome was
+    /// durable: the job goes back to the queue.
+    async fn attempt_and_settle(&self, job: &DeliveryJob) -> Result<Settled, String> {
         let endpoint = self
             .endpoints
             .run((job.workspace_id.clone(), job.endpoint_id.clone()))
@@ -151,6 +143,18 @@ impl SenderHandler {
             return Ok(Settled::Finished);
         }
 
+        // A slot is taken only now, so it is held for the attempt alone.
+        let pass = match self.guards.admit(&job.endpoint_id).await {
+            Ok(pass) => pass,
+            Err(Deferral::CircuitOpen(wait)) => {
+                self.defer(job, Some(wait), "circuit_open").await?;
+                return Ok(Settled::Release);
+            }
+            Err(Deferral::Busy) => {
+                self.defer(job, None, "endpoint_busy").await?;
+                return Ok(Settled::Release);
+            }
+        };
         let outcome = attempt(
             &self.client,
             &endpoint.url,
