@@ -112,6 +112,15 @@ impl Breaker {
 mod tests {
     use super::*;
 
+    /// A breaker whose circuit opened at `start`.
+    fn opened_at(start: Instant) -> Breaker {
+        let mut breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD {
+            breaker.record(false, start);
+        }
+        breaker
+    }
+
     #[test]
     fn a_run_of_failures_opens_the_circuit_and_jobs_are_deferred() {
         let start = Instant::now();
@@ -134,10 +143,7 @@ mod tests {
     #[test]
     fn after_the_open_period_one_probe_goes_and_its_success_closes_the_circuit() {
         let start = Instant::now();
-        let mut breaker = Breaker::default();
-        for _ in 0..FAILURE_THRESHOLD {
-            breaker.record(false, start);
-        }
+        let mut breaker = opened_at(start);
         let later = start + FIRST_OPEN;
         assert_eq!(breaker.deferral(later), None, "a probe may go");
         assert_eq!(breaker.admit(later), Admission::Probe);
@@ -154,10 +160,7 @@ mod tests {
     #[test]
     fn a_failed_probe_reopens_for_twice_as_long() {
         let start = Instant::now();
-        let mut breaker = Breaker::default();
-        for _ in 0..FAILURE_THRESHOLD {
-            breaker.record(false, start);
-        }
+        let mut breaker = opened_at(start);
         let probe_time = start + FIRST_OPEN;
         assert_eq!(breaker.admit(probe_time), Admission::Probe);
         assert_eq!(breaker.record(false, probe_time), None);
@@ -171,10 +174,7 @@ mod tests {
     #[test]
     fn an_abandoned_probe_lets_the_next_job_probe() {
         let start = Instant::now();
-        let mut breaker = Breaker::default();
-        for _ in 0..FAILURE_THRESHOLD {
-            breaker.record(false, start);
-        }
+        let mut breaker = opened_at(start);
         let later = start + FIRST_OPEN;
         assert_eq!(breaker.admit(later), Admission::Probe);
         breaker.abandon_probe();
