@@ -6,8 +6,8 @@
 //! - an open-throttle 10 s burst (wrk) → requests/s, and the clicks/s published and confirmed
 //!   from the burst's start to its last click on the broker (wrk takes a core meanwhile);
 //! - sustained clicks: 5 s at fixed rates of 50%, 75% and 90% of the broker's ceiling; the
-//!   figure is the highest rate whose clicks were all on the broker within a second of the
-//!   load's end, i.e. a rate the redirect and its publisher hold without the buffer growing;
+//!   figure is the most clicks/s confirmed on the broker under any of them (each load is also
+//!   reported as kept up with or not: all its clicks on the broker within a second of its end);
 //! - fixed-rate latency at 2,000 requests/s from our own open-loop generator on its own
 //!   thread (requests start on schedule, latency counts from the scheduled moment, so a stall
 //!   is not hidden);

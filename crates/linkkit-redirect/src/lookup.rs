@@ -129,21 +129,26 @@ impl LinkCache {
     }
 
     /// Applies a link's new state from an event to both caches; `old_slug` is the slug it had
-    /// before a rename.
+    /// before a rename. This process's own cache changes first, so a slow or unreachable Redis
+    /// never delays what its redirects answer.
     pub async fn apply(&self, target: Target, old_slug: Option<&str>) {
         let inner = &self.inner;
         inner.epoch.fetch_add(1, Ordering::SeqCst);
-        if let Some(old) = old_slug.filter(|old| *old != target.slug) {
+        let renamed_from = old_slug.filter(|old| *old != target.slug);
+        if let Some(old) = renamed_from {
             inner.found.invalidate(old).await;
             inner.missing.invalidate(old).await;
-            self.forget_in_redis(old).await;
         }
-        self.write_redis(&target, true).await;
+        let target = Arc::new(target);
         inner.missing.invalidate(&target.slug).await;
         inner
             .found
-            .insert(target.slug.clone(), Arc::new(target))
+            .insert(target.slug.clone(), target.clone())
             .await;
+        if let Some(old) = renamed_from {
+            self.forget_in_redis(old).await;
+        }
+        self.write_redis(&target, true).await;
     }
 
     /// Forgets everything held locally (after the event consumer missed events).

@@ -36,7 +36,7 @@ pub static EVENTS_BUFFERED: LazyLock<IntGauge> = LazyLock::new(|| {
 pub static EVENTS_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "linkkit_events_dropped_total",
-        "Visit events lost because the buffer was full."
+        "Visit events lost: the buffer was full, or they could not be published before shutdown."
     )
     .expect("metric registers once")
 });

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use linkkit_bus::Outgoing;
 use linkkit_core::event::VisitData;
-use linkkit_core::{Envelope, EventId, EventType, LinkId, Namespace};
+use linkkit_core::{Envelope, EventId, EventType, LinkId, Namespace, WorkspaceId};
 
 use crate::lookup::Target;
 
@@ -31,10 +31,11 @@ pub struct Visit {
 }
 
 impl Visit {
-    /// The message for the events exchange, or `None` if the cached link's id is not a link
-    /// id (never the case for a link that came from the database).
+    /// The message for the events exchange, or `None` if the cached link's ids are malformed
+    /// (never the case for a link that came from the database).
     pub fn to_outgoing(&self, namespace: &Namespace, public_base_url: &str) -> Option<Outgoing> {
         let link = &*self.link;
+        let workspace_id = WorkspaceId::parse(&link.workspace_id).ok()?;
         let data = VisitData {
             link_id: LinkId::parse(&link.link_id).ok()?,
             short_url: format!("{}/{}", public_base_url.trim_end_matches('/'), link.slug),
@@ -50,7 +51,7 @@ impl Visit {
         let body = Envelope::body_of(&self.id, self.event, self.at, &data);
         Some(Outgoing::event_body(
             namespace,
-            &link.workspace_id,
+            workspace_id.as_str(),
             self.event,
             body,
             self.at,
@@ -62,7 +63,6 @@ impl Visit {
 mod tests {
     use super::*;
     use linkkit_bus::WORKSPACE_HEADER;
-    use linkkit_core::WorkspaceId;
 
     fn target() -> Arc<Target> {
         Arc::new(Target {

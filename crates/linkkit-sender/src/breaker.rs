@@ -94,8 +94,8 @@ impl Breaker {
         }
     }
 
-    /// The probe that was let through will not be sent (its job needed no attempt, or found
-    /// no free slot): the next job may probe instead.
+    /// The probe that was let through will not be sent (its job found no free slot, or its
+    /// task ended before the attempt did): the next job may probe instead.
     pub fn abandon_probe(&mut self) {
         if let Some(open) = &mut self.open {
             open.probe_out = false;

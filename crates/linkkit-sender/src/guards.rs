@@ -31,9 +31,9 @@ struct Guard {
 }
 
 /// Leave to send one attempt to an endpoint; hold it until the attempt is over and give its
-/// result to [`Pass::record`]. A probe's pass dropped without a result (the job turned out to
-/// need no attempt) lets the next job probe instead, so the circuit never waits on a probe
-/// that will not come.
+/// result to [`Pass::record`]. A probe's pass dropped without a result (the attempt never
+/// finished: its task ended early) lets the next job probe instead, so the circuit never waits
+/// on a probe that will not come.
 #[derive(Debug)]
 pub struct Pass {
     endpoint: EndpointId,
