@@ -67,20 +67,16 @@ impl Breaker {
         }
     }
 
-    /// Records an attempt's result; says when the circuit changed state.
+    /// Records the result of an attempt that was not the probe; says when the circuit changed
+    /// state. A success closes it; a failure while it is open (an attempt that started before
+    /// it opened) changes nothing, so it cannot free a second probe.
     pub fn record(&mut self, succeeded: bool, now: Instant) -> Option<Transition> {
         if succeeded {
             self.consecutive_failures = 0;
             return self.open.take().map(|_| Transition::Closed);
         }
         self.consecutive_failures += 1;
-        match &mut self.open {
-            Some(open) if open.probe_out => {
-                open.period = (open.period * 2).min(MAX_OPEN);
-                open.until = now + open.period;
-                open.probe_out = false;
-                None
-            }
+        match &self.open {
             Some(_) => None,
             None if self.consecutive_failures >= FAILURE_THRESHOLD => {
                 self.open = Some(Open {
@@ -92,6 +88,21 @@ impl Breaker {
             }
             None => None,
         }
+    }
+
+    /// Records the probe's result: a success closes the circuit, a failure opens it again for
+    /// twice as long (up to [`MAX_OPEN`]).
+    pub fn record_probe(&mut self, succeeded: bool, now: Instant) -> Option<Transition> {
+        if succeeded {
+            return self.record(true, now);
+        }
+        self.consecutive_failures += 1;
+        if let Some(open) = &mut self.open {
+            open.period = (open.period * 2).min(MAX_OPEN);
+            open.until = now + open.period;
+            open.probe_out = false;
+        }
+        None
     }
 
     /// The probe that was let through will not be sent (its job found no free slot, or its
@@ -163,12 +174,23 @@ mod tests {
         let mut breaker = opened_at(start);
         let probe_time = start + FIRST_OPEN;
         assert_eq!(breaker.admit(probe_time), Admission::Probe);
-        assert_eq!(breaker.record(false, probe_time), None);
+        assert_eq!(breaker.record_probe(false, probe_time), None);
         assert_eq!(
             breaker.admit(probe_time + FIRST_OPEN),
             Admission::Defer(FIRST_OPEN)
         );
         assert_eq!(breaker.admit(probe_time + FIRST_OPEN * 2), Admission::Probe);
+    }
+
+    #[test]
+    fn a_late_failure_while_the_probe_is_out_frees_no_second_probe() {
+        let start = Instant::now();
+        let mut breaker = opened_at(start);
+        let later = start + FIRST_OPEN;
+        assert_eq!(breaker.admit(later), Admission::Probe);
+        assert_eq!(breaker.record(false, later), None, "an attempt from before");
+        assert_eq!(breaker.admit(later), Admission::Defer(FIRST_OPEN));
+        assert_eq!(breaker.record_probe(true, later), Some(Transition::Closed));
     }
 
     #[test]

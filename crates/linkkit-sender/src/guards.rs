@@ -115,8 +115,12 @@ impl EndpointGuards {
 impl Pass {
     /// Feeds the attempt's result to the endpoint's breaker and frees the slot.
     pub fn record(mut self, succeeded: bool) {
-        self.probe = false;
-        let transition = lock(&self.breaker).record(succeeded, Instant::now());
+        let now = Instant::now();
+        let transition = if std::mem::take(&mut self.probe) {
+            lock(&self.breaker).record_probe(succeeded, now)
+        } else {
+            lock(&self.breaker).record(succeeded, now)
+        };
         match transition {
             Some(Transition::Opened) => {
                 BREAKER_TRANSITIONS.with_label_values(&["open"]).inc();
