@@ -303,14 +303,7 @@ impl TestEnv {
         }
         broker.close().await;
         if let Ok(redis) = linkkit_cache::Redis::connect(REDIS_URL) {
-            let pattern = self.config.namespace.redis_key(&["*"]);
-            let keys: Vec<String> = redis
-                .query(redis::cmd("KEYS").arg(&pattern))
-                .await
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<(), _> = redis.query(redis::cmd("DEL").arg(&keys)).await;
-            }
+            forget_keys(&redis, &self.config.namespace.redis_key(&["*"])).await;
         }
         self.pool.close().await;
         if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await {
@@ -321,6 +314,33 @@ impl TestEnv {
             .execute(&mut admin)
             .await;
         }
+    }
+}
+
+/// Removes the keys matching `pattern` a page at a time (`SCAN`, then `UNLINK`), never with
+/// `KEYS`: on a Redis holding millions of keys (after a benchmark, say) `KEYS` blocks the server
+/// for seconds and every other test's Redis calls time out meanwhile.
+async fn forget_keys(redis: &linkkit_cache::Redis, pattern: &str) {
+    let mut cursor = 0u64;
+    loop {
+        let page: Result<(u64, Vec<String>), _> = redis
+            .query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000),
+            )
+            .await;
+        let Ok((next, keys)) = page else { return };
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis.query(redis::cmd("UNLINK").arg(&keys)).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
     }
 }
 
