@@ -116,15 +116,9 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
             let queued_before = env.queue_depth(&fanout_queue).await as usize;
             let started = Instant::now();
             let answered = load_count(&ours, rate, STEADY_SECONDS).await;
-            let target = queued_before + answered;
-            while (env.queue_depth(&fanout_queue).await as usize) < target {
-                anyhow::ensure!(
-                    started.elapsed() < LONG,
-                    "clicks at a fixed rate went missing"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let on_broker = started.elapsed().as_secs_f64();
+            let on_broker = on_the_broker(&env, &fanout_queue, queued_before + answered, started)
+                .await?
+                .as_secs_f64();
             let achieved = answered as f64 / on_broker;
             let kept_up = on_broker <= STEADY_SECONDS as f64 + 1.0
                 && answered as f64 >= 0.99 * (rate * STEADY_SECONDS) as f64;
@@ -141,17 +135,12 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
         let started = Instant::now();
         let (rate, requests) = wrk(&ours, 10).await?;
         samples.burst.push(rate);
-        let target = queued_before + requests;
-        while (env.queue_depth(&fanout_queue).await as usize) < target {
-            anyhow::ensure!(started.elapsed() < LONG, "clicks of the burst went missing");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        samples
-            .sustained
-            .push(requests as f64 / started.elapsed().as_secs_f64());
+        let on_broker = on_the_broker(&env, &fanout_queue, queued_before + requests, started)
+            .await?
+            .as_secs_f64();
+        samples.sustained.push(requests as f64 / on_broker);
         eprintln!(
-            "redirect alone: burst {rate:.0} requests/s, {requests} clicks on the broker after {:.1} s",
-            started.elapsed().as_secs_f64()
+            "redirect alone: burst {rate:.0} requests/s, {requests} clicks on the broker after {on_broker:.1} s"
         );
         clicks_so_far += requests;
 
@@ -322,6 +311,23 @@ async fn wrk(url: &str, seconds: u64) -> anyhow::Result<(f64, usize)> {
         .and_then(|v| v.parse::<usize>().ok())
         .ok_or_else(|| anyhow::anyhow!("unexpected wrk output: {text}"))?;
     Ok((rate, requests))
+}
+
+/// Waits until `queue` holds `target` messages; the time since `started` when it does.
+async fn on_the_broker(
+    env: &TestEnv,
+    queue: &str,
+    target: usize,
+    started: Instant,
+) -> anyhow::Result<Duration> {
+    while (env.queue_depth(queue).await as usize) < target {
+        anyhow::ensure!(
+            started.elapsed() < LONG,
+            "clicks went missing on the way to {queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(started.elapsed())
 }
 
 /// p50 and p99 latency (ms) at a fixed request rate, counted from each request's scheduled start.

@@ -41,7 +41,7 @@ impl Outgoing {
     ) -> Self {
         Self::event_body(
             namespace,
-            workspace_id.as_str(),
+            workspace_id,
             event.event,
             event.to_body(),
             occurred_at,
@@ -51,7 +51,7 @@ impl Outgoing {
     /// A domain event whose body is already written (see [`Envelope::body_of`]).
     pub fn event_body(
         namespace: &Namespace,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         event_type: EventType,
         body: Vec<u8>,
         occurred_at: DateTime<Utc>,
@@ -61,7 +61,7 @@ impl Outgoing {
             routing_key: event_type.as_str().to_owned(),
             body,
             headers: vec![
-                (WORKSPACE_HEADER, workspace_id.to_owned()),
+                (WORKSPACE_HEADER, workspace_id.to_string()),
                 (
                     OCCURRED_AT_HEADER,
                     occurred_at.timestamp_millis().to_string(),

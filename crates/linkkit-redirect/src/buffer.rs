@@ -1,8 +1,8 @@
 //! The bounded buffer between redirects and the broker.
 //!
 //! `EventBuffer::offer` never waits: it queues the visit or, when the buffer is full, drops it
-//! and counts the drop. A visit's JSON is written only as it is published (see `visit.rs`). One background task drains the buffer in batches through a confirmed
-//! publisher, a few batches in flight at once so the broker's confirm wait is overlapped; while
+//! and counts the drop. A visit's JSON is written only as it is published (see `visit.rs`).
+//! One background task drains the buffer in batches through a confirmed publisher, a few batches in flight at once so the broker's confirm wait is overlapped; while
 //! the broker is away each batch stays in hand and is retried, so events that fit in the
 //! buffer survive a broker restart.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use linkkit_bus::metrics::MESSAGES_PUBLISHED;
 use linkkit_bus::Publisher;
+use linkkit_core::EventType;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -133,12 +134,12 @@ async fn publish_until_confirmed(
     give_up_at: &OnceLock<tokio::time::Instant>,
 ) {
     let held = batch.len();
-    let mut event_types = Vec::with_capacity(held);
     let mut messages = Vec::with_capacity(held);
+    let mut scans = 0;
     for visit in batch {
         match visit.to_outgoing(&config.namespace, &config.public_base_url) {
             Some(message) => {
-                event_types.push(visit.event);
+                scans += u64::from(visit.event == EventType::QrScanned);
                 messages.push(message);
             }
             None => {
@@ -151,10 +152,14 @@ async fn publish_until_confirmed(
         match publisher.publish_all(&messages).await {
             Ok(()) => {
                 EVENTS_BUFFERED.sub(held as i64);
-                for event_type in &event_types {
+                let clicks = messages.len() as u64 - scans;
+                for (event_type, count) in [
+                    (EventType::LinkClicked, clicks),
+                    (EventType::QrScanned, scans),
+                ] {
                     MESSAGES_PUBLISHED
                         .with_label_values(&[event_type.as_str(), "redirect"])
-                        .inc();
+                        .inc_by(count);
                 }
                 return;
             }

@@ -51,7 +51,7 @@ impl Visit {
         let body = Envelope::body_of(&self.id, self.event, self.at, &data);
         Some(Outgoing::event_body(
             namespace,
-            workspace_id.as_str(),
+            &workspace_id,
             self.event,
             body,
             self.at,
