@@ -427,3 +427,65 @@ async fn a_resend_delivers_again_and_a_test_event_reaches_only_its_endpoint() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_endpoint_removes_its_deliveries_and_attempts_and_no_one_elses() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let doomed = acme
+        .api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let kept = acme
+        .api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    env.publish_events(&acme.id, &clicks(3)).await;
+    receiver.wait_for_distinct(3, DEADLINE).await;
+    let rows_of = |endpoint: &Value| {
+        let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+        let pool = env.pool.clone();
+        async move {
+            let (deliveries, attempts): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM deliveries WHERE endpoint_id = $1), \
+                        (SELECT count(*) FROM delivery_attempts a JOIN deliveries d \
+                             ON d.id = a.delivery_id WHERE d.endpoint_id = $1)",
+            )
+            .bind(&endpoint_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            (deliveries, attempts)
+        }
+    };
+    eventually("every attempt recorded", DEADLINE, || async {
+        (rows_of(&doomed).await == (3, 3) && rows_of(&kept).await == (3, 3)).then_some(())
+    })
+    .await;
+    let (attempts_before,): (i64,) = sqlx::query_as("SELECT count(*) FROM delivery_attempts")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+
+    let path = format!("/webhooks/{}", doomed["id"].as_str().unwrap());
+    assert_eq!(acme.api.delete(&path).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(acme.api.delete(&path).await.0, StatusCode::NOT_FOUND);
+
+    assert_eq!(rows_of(&doomed).await, (0, 0));
+    assert_eq!(
+        rows_of(&kept).await,
+        (3, 3),
+        "the other endpoint keeps its own"
+    );
+    let (attempts_after,): (i64,) = sqlx::query_as("SELECT count(*) FROM delivery_attempts")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts_after,
+        attempts_before - 3,
+        "no attempt is left behind"
+    );
+    env.stop().await;
+}

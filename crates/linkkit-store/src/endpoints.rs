@@ -102,12 +102,21 @@ pub async fn delete(
     workspace_id: &WorkspaceId,
     id: &EndpointId,
 ) -> Result<bool, StoreError> {
-    let result = sqlx::query("DELETE FROM endpoints WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id.as_str())
-        .bind(id.as_str())
-        .execute(pool)
-        .await?;
-    Ok(result.rows_affected() > 0)
+    // No foreign keys reach the delivery tables (migration 0004): their rows go here, in the
+    // same statement.
+    let (deleted,): (i64,) = sqlx::query_as(
+        "WITH gone AS (DELETE FROM endpoints WHERE workspace_id = $1 AND id = $2 RETURNING id), \
+         its_deliveries AS ( \
+             DELETE FROM deliveries WHERE endpoint_id IN (SELECT id FROM gone) RETURNING id), \
+         its_attempts AS ( \
+             DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM its_deliveries)) \
+         SELECT count(*) FROM gone",
+    )
+    .bind(workspace_id.as_str())
+    .bind(id.as_str())
+    .fetch_one(pool)
+    .await?;
+    Ok(deleted > 0)
 }
 
 /// The workspace's endpoints subscribed to one event type, split by whether they are enabled.
