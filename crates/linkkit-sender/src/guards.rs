@@ -15,12 +15,18 @@ use crate::metrics::BREAKER_TRANSITIONS;
 
 /// How long a job waits for one of its endpoint's slots before it is deferred instead.
 const SLOT_WAIT: Duration = Duration::from_millis(250);
+/// An endpoint whose slots are all taken and none of whose attempts has ended for this long is
+/// stuck (its attempts hang towards the timeout): its jobs are deferred at once, before any
+/// other work. A busy but answering endpoint frees a slot every few milliseconds and is never
+/// taken for stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
 /// Entries kept before idle ones are forgotten.
 const PRUNE_ABOVE: usize = 10_000;
 
 #[derive(Debug)]
 pub struct EndpointGuards {
     max_in_flight: usize,
+    stuck_after: Duration,
     endpoints: Mutex<HashMap<EndpointId, Guard>>,
 }
 
@@ -28,6 +34,8 @@ pub struct EndpointGuards {
 struct Guard {
     slots: Arc<Semaphore>,
     breaker: Arc<Mutex<Breaker>>,
+    /// When one of its attempts last ended (or the guard was made).
+    last_freed: Arc<Mutex<Instant>>,
 }
 
 /// Leave to send one attempt to an endpoint; hold it until the attempt is over and give its
@@ -39,6 +47,7 @@ pub struct Pass {
     endpoint: EndpointId,
     breaker: Arc<Mutex<Breaker>>,
     probe: bool,
+    last_freed: Arc<Mutex<Instant>>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -48,32 +57,45 @@ pub enum Deferral {
     CircuitOpen(Duration),
     /// Every slot of the endpoint is busy.
     Busy,
+    /// Every slot has been busy, with no attempt ending, for longer than [`STUCK_AFTER`].
+    Stuck,
 }
 
 impl EndpointGuards {
     pub fn new(max_in_flight: usize) -> Self {
+        Self::with_stuck_after(max_in_flight, STUCK_AFTER)
+    }
+
+    fn with_stuck_after(max_in_flight: usize, stuck_after: Duration) -> Self {
         Self {
             max_in_flight: max_in_flight.max(1),
+            stuck_after,
             endpoints: Mutex::new(HashMap::new()),
         }
     }
 
-    /// How long a job for `endpoint` must wait because its circuit is open: a cheap check in
-    /// memory, made before any other work on the job. Takes neither a slot nor the probe, so
-    /// [`EndpointGuards::admit`] still decides at the attempt itself.
-    pub fn circuit_open(&self, endpoint: &EndpointId) -> Option<Duration> {
+    /// Whether a job for `endpoint` must be parked now because its circuit is open or the
+    /// endpoint is stuck: a cheap check in memory, made before any other work on the job.
+    /// Takes neither a slot nor the probe, so [`EndpointGuards::admit`] still decides at the
+    /// attempt itself.
+    pub fn precheck(&self, endpoint: &EndpointId) -> Option<Deferral> {
         let endpoints = self
             .endpoints
             .lock()
             .expect("the guard map is never poisoned");
-        endpoints
-            .get(endpoint)
-            .and_then(|guard| lock(&guard.breaker).deferral(Instant::now()))
+        let guard = endpoints.get(endpoint)?;
+        let now = Instant::now();
+        if let Some(wait) = lock(&guard.breaker).deferral(now) {
+            return Some(Deferral::CircuitOpen(wait));
+        }
+        let all_busy = guard.slots.available_permits() == 0;
+        let since_freed = now.saturating_duration_since(*lock(&guard.last_freed));
+        (all_busy && since_freed > self.stuck_after).then_some(Deferral::Stuck)
     }
 
     /// Decides whether an attempt to `endpoint` may start now.
     pub async fn admit(&self, endpoint: &EndpointId) -> Result<Pass, Deferral> {
-        let (slots, breaker, probe) = {
+        let (slots, breaker, probe, last_freed) = {
             let mut endpoints = self
                 .endpoints
                 .lock()
@@ -87,19 +109,26 @@ impl EndpointGuards {
             let guard = endpoints.entry(endpoint.clone()).or_insert_with(|| Guard {
                 slots: Arc::new(Semaphore::new(self.max_in_flight)),
                 breaker: Arc::default(),
+                last_freed: Arc::new(Mutex::new(Instant::now())),
             });
             let probe = match lock(&guard.breaker).admit(Instant::now()) {
                 Admission::Defer(wait) => return Err(Deferral::CircuitOpen(wait)),
                 Admission::Probe => true,
                 Admission::Send => false,
             };
-            (guard.slots.clone(), guard.breaker.clone(), probe)
+            (
+                guard.slots.clone(),
+                guard.breaker.clone(),
+                probe,
+                guard.last_freed.clone(),
+            )
         };
         match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
             Ok(Ok(slot)) => Ok(Pass {
                 endpoint: endpoint.clone(),
                 breaker,
                 probe,
+                last_freed,
                 _slot: slot,
             }),
             _ => {
@@ -140,11 +169,12 @@ impl Drop for Pass {
         if self.probe {
             lock(&self.breaker).abandon_probe();
         }
+        *lock(&self.last_freed) = Instant::now();
     }
 }
 
-fn lock(breaker: &Mutex<Breaker>) -> std::sync::MutexGuard<'_, Breaker> {
-    breaker.lock().expect("a breaker is never poisoned")
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().expect("a guard's lock is never poisoned")
 }
 
 #[cfg(test)]
@@ -174,11 +204,35 @@ mod tests {
         for _ in 0..crate::breaker::FAILURE_THRESHOLD {
             guards.admit(&failing).await.unwrap().record(false);
         }
-        assert!(guards.circuit_open(&failing).is_some());
+        assert!(matches!(
+            guards.precheck(&failing),
+            Some(Deferral::CircuitOpen(_))
+        ));
         assert!(matches!(
             guards.admit(&failing).await.unwrap_err(),
             Deferral::CircuitOpen(_)
         ));
-        assert_eq!(guards.circuit_open(&EndpointId::generate()), None);
+        assert_eq!(guards.precheck(&EndpointId::generate()), None);
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_whose_slots_are_all_held_with_none_freed_is_stuck_until_one_frees() {
+        let guards = EndpointGuards::with_stuck_after(2, Duration::from_millis(50));
+        let hanging = EndpointId::generate();
+        let first = guards.admit(&hanging).await.unwrap();
+        assert_eq!(guards.precheck(&hanging), None, "a slot is still free");
+        let second = guards.admit(&hanging).await.unwrap();
+        assert_eq!(guards.precheck(&hanging), None, "all busy, but only just");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(guards.precheck(&hanging), Some(Deferral::Stuck));
+
+        first.record(false);
+        let third = guards.admit(&hanging).await.unwrap();
+        assert_eq!(
+            guards.precheck(&hanging),
+            None,
+            "an attempt just ended: busy, not stuck"
+        );
+        drop((second, third));
     }
 }

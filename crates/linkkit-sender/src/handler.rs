@@ -65,10 +65,16 @@ impl Handler for SenderHandler {
 impl SenderHandler {
     #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, endpoint_id = %job.endpoint_id, event_id = %job.event.id, attempt = job.attempt))]
     async fn deliver(&self, job: DeliveryJob) -> Handled {
-        // An open circuit is known in memory: such a job is parked at once, with no Redis
-        // claim and no database lookup, so a failing neighbour costs the others little.
-        if let Some(wait) = self.guards.circuit_open(&job.endpoint_id) {
-            return match self.defer(&job, Some(wait), "circuit_open").await {
+        // An open circuit or a stuck endpoint is known in memory: such a job is parked at once,
+        // with no Redis claim and no database lookup, so a failing or hanging neighbour costs
+        // the others little.
+        if let Some(deferral) = self.guards.precheck(&job.endpoint_id) {
+            let (at_least, reason) = match deferral {
+                Deferral::CircuitOpen(wait) => (Some(wait), "circuit_open"),
+                Deferral::Busy => (None, "endpoint_busy"),
+                Deferral::Stuck => (None, "endpoint_stuck"),
+            };
+            return match self.defer(&job, at_least, reason).await {
                 Ok(()) => Handled::Done,
                 Err(reason) => Handled::Requeue(reason),
             };
@@ -150,7 +156,7 @@ impl SenderHandler {
                 self.defer(job, Some(wait), "circuit_open").await?;
                 return Ok(Settled::Release);
             }
-            Err(Deferral::Busy) => {
+            Err(Deferral::Busy | Deferral::Stuck) => {
                 self.defer(job, None, "endpoint_busy").await?;
                 return Ok(Settled::Release);
             }

@@ -77,7 +77,7 @@ pub static BREAKER_TRANSITIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static JOBS_DEFERRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_jobs_deferred_total",
-        "Jobs parked without an attempt, by reason (circuit_open, endpoint_busy, in_flight_elsewhere).",
+        "Jobs parked without an attempt, by reason (circuit_open, endpoint_busy, endpoint_stuck, in_flight_elsewhere).",
         &["reason"]
     )
     .expect("metric registers once")
@@ -102,7 +102,12 @@ pub fn init(max_attempts: u32) {
     for state in ["open", "closed"] {
         BREAKER_TRANSITIONS.with_label_values(&[state]);
     }
-    for reason in ["circuit_open", "endpoint_busy", "in_flight_elsewhere"] {
+    for reason in [
+        "circuit_open",
+        "endpoint_busy",
+        "endpoint_stuck",
+        "in_flight_elsewhere",
+    ] {
         JOBS_DEFERRED.with_label_values(&[reason]);
     }
 }
