@@ -417,6 +417,10 @@ impl Nginx {
                 "-g",
                 "daemon off;",
             ])
+            // Its workers must not hold the harness's output open after it ends.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -430,6 +434,15 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // A fast shutdown through the master stops its workers too; killing the master alone
+        // would leave them running.
+        let _ = std::process::Command::new("nginx")
+            .args(["-p", &self.directory.display().to_string(), "-c"])
+            .arg(self.directory.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.directory);
     }
