@@ -17,8 +17,8 @@ use crate::metrics::BREAKER_TRANSITIONS;
 const SLOT_WAIT: Duration = Duration::from_millis(250);
 /// An endpoint whose slots are all taken and none of whose attempts has ended for this long is
 /// stuck (its attempts hang towards the timeout): its jobs are deferred at once, before any
-/// other work, until its attempts are due to have timed out. A busy but answering endpoint
-/// frees a slot every few milliseconds and is never taken for stuck.
+/// other work. A busy but answering endpoint frees a slot every few milliseconds and is never
+/// taken for stuck.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
 /// Entries kept before idle ones are forgotten.
 const PRUNE_ABOVE: usize = 10_000;
@@ -26,8 +26,6 @@ const PRUNE_ABOVE: usize = 10_000;
 #[derive(Debug)]
 pub struct EndpointGuards {
     max_in_flight: usize,
-    /// The longest an attempt can hold its slot.
-    attempt_timeout: Duration,
     stuck_after: Duration,
     endpoints: Mutex<HashMap<EndpointId, Guard>>,
 }
@@ -59,24 +57,18 @@ pub enum Deferral {
     CircuitOpen(Duration),
     /// Every slot of the endpoint is busy.
     Busy,
-    /// Every slot has been busy, with no attempt ending, for longer than [`STUCK_AFTER`]: wait
-    /// at least this long, until the attempts holding them are due to have timed out.
-    Stuck(Duration),
+    /// Every slot has been busy, with no attempt ending, for longer than [`STUCK_AFTER`].
+    Stuck,
 }
 
 impl EndpointGuards {
-    pub fn new(max_in_flight: usize, attempt_timeout: Duration) -> Self {
-        Self::with_stuck_after(max_in_flight, attempt_timeout, STUCK_AFTER)
+    pub fn new(max_in_flight: usize) -> Self {
+        Self::with_stuck_after(max_in_flight, STUCK_AFTER)
     }
 
-    fn with_stuck_after(
-        max_in_flight: usize,
-        attempt_timeout: Duration,
-        stuck_after: Duration,
-    ) -> Self {
+    fn with_stuck_after(max_in_flight: usize, stuck_after: Duration) -> Self {
         Self {
             max_in_flight: max_in_flight.max(1),
-            attempt_timeout,
             stuck_after,
             endpoints: Mutex::new(HashMap::new()),
         }
@@ -98,10 +90,7 @@ impl EndpointGuards {
         }
         let all_busy = guard.slots.available_permits() == 0;
         let since_freed = now.saturating_duration_since(*lock(&guard.last_freed));
-        // Every attempt in flight started by the time a slot was last freed (that slot was
-        // taken again then), so all of them are over by then plus the timeout.
-        let due_free = self.attempt_timeout.saturating_sub(since_freed);
-        (all_busy && since_freed > self.stuck_after).then_some(Deferral::Stuck(due_free))
+        (all_busy && since_freed > self.stuck_after).then_some(Deferral::Stuck)
     }
 
     /// Decides whether an attempt to `endpoint` may start now.
@@ -194,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_more_than_the_cap_run_at_once_for_one_endpoint_while_others_go_on() {
-        let guards = EndpointGuards::new(2, Duration::from_secs(15));
+        let guards = EndpointGuards::new(2);
         let slow = EndpointId::generate();
         let other = EndpointId::generate();
         let first = guards.admit(&slow).await.unwrap();
@@ -210,7 +199,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_that_keeps_failing_is_deferred() {
-        let guards = EndpointGuards::new(4, Duration::from_secs(15));
+        let guards = EndpointGuards::new(4);
         let failing = EndpointId::generate();
         for _ in 0..crate::breaker::FAILURE_THRESHOLD {
             guards.admit(&failing).await.unwrap().record(false);
@@ -228,21 +217,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_whose_slots_are_all_held_with_none_freed_is_stuck_until_one_frees() {
-        let guards =
-            EndpointGuards::with_stuck_after(2, Duration::from_secs(15), Duration::from_millis(50));
+        let guards = EndpointGuards::with_stuck_after(2, Duration::from_millis(50));
         let hanging = EndpointId::generate();
         let first = guards.admit(&hanging).await.unwrap();
         assert_eq!(guards.precheck(&hanging), None, "a slot is still free");
         let second = guards.admit(&hanging).await.unwrap();
         assert_eq!(guards.precheck(&hanging), None, "all busy, but only just");
         tokio::time::sleep(Duration::from_millis(80)).await;
-        match guards.precheck(&hanging) {
-            Some(Deferral::Stuck(wait)) => assert!(
-                wait < Duration::from_secs(15) && wait > Duration::from_secs(14),
-                "until the hanging attempts time out, not {wait:?}"
-            ),
-            other => panic!("stuck, not {other:?}"),
-        }
+        assert_eq!(guards.precheck(&hanging), Some(Deferral::Stuck));
 
         first.record(false);
         let third = guards.admit(&hanging).await.unwrap();

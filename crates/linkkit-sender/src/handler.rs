@@ -72,7 +72,7 @@ impl SenderHandler {
             let (at_least, reason) = match deferral {
                 Deferral::CircuitOpen(wait) => (Some(wait), "circuit_open"),
                 Deferral::Busy => (None, "endpoint_busy"),
-                Deferral::Stuck(wait) => (Some(wait), "endpoint_stuck"),
+                Deferral::Stuck => (None, "endpoint_stuck"),
             };
             return match self.defer(&job, at_least, reason).await {
                 Ok(()) => Handled::Done,
@@ -156,7 +156,7 @@ impl SenderHandler {
                 self.defer(job, Some(wait), "circuit_open").await?;
                 return Ok(Settled::Release);
             }
-            Err(Deferral::Busy | Deferral::Stuck(_)) => {
+            Err(Deferral::Busy | Deferral::Stuck) => {
                 self.defer(job, None, "endpoint_busy").await?;
                 return Ok(Settled::Release);
             }

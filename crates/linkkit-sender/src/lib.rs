@@ -67,7 +67,7 @@ pub async fn run(
     };
     let handler = Arc::new(SenderHandler {
         client: build_client(&settings),
-        guards: EndpointGuards::new(settings.endpoint_concurrency, settings.timeout),
+        guards: EndpointGuards::new(settings.endpoint_concurrency),
         endpoints: Grouped::new(EndpointById(pool.clone()), GroupLimits::default()),
         attempts: Grouped::new(RecordAttempts(pool.clone()), GroupLimits::default()),
         pool,
