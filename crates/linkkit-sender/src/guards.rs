@@ -61,6 +61,18 @@ pub enum Deferral {
     Stuck,
 }
 
+impl Deferral {
+    /// How long the job must wait at least (`None`: the shortest retry queue will do), and the
+    /// reason counted in `linkkit_jobs_deferred_total`.
+    pub fn parking(&self) -> (Option<Duration>, &'static str) {
+        match self {
+            Deferral::CircuitOpen(wait) => (Some(*wait), "circuit_open"),
+            Deferral::Busy => (None, "endpoint_busy"),
+            Deferral::Stuck => (None, "endpoint_stuck"),
+        }
+    }
+}
+
 impl EndpointGuards {
     pub fn new(max_in_flight: usize) -> Self {
         Self::with_stuck_after(max_in_flight, STUCK_AFTER)

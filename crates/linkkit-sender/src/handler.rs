@@ -18,7 +18,7 @@ use linkkit_store::PgPool;
 use reqwest::Client;
 
 use crate::attempt::{attempt, AttemptOutcome};
-use crate::guards::{Deferral, EndpointGuards};
+use crate::guards::EndpointGuards;
 use crate::metrics::{
     DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
     JOBS_DEFERRED, RETRIES_SCHEDULED,
@@ -69,11 +69,7 @@ impl SenderHandler {
         // with no Redis claim and no database lookup, so a failing or hanging neighbour costs
         // the others little.
         if let Some(deferral) = self.guards.precheck(&job.endpoint_id) {
-            let (at_least, reason) = match deferral {
-                Deferral::CircuitOpen(wait) => (Some(wait), "circuit_open"),
-                Deferral::Busy => (None, "endpoint_busy"),
-                Deferral::Stuck => (None, "endpoint_stuck"),
-            };
+            let (at_least, reason) = deferral.parking();
             return match self.defer(&job, at_least, reason).await {
                 Ok(()) => Handled::Done,
                 Err(reason) => Handled::Requeue(reason),
@@ -152,12 +148,9 @@ impl SenderHandler {
         // A slot is taken only now, so it is held for the attempt alone.
         let pass = match self.guards.admit(&job.endpoint_id).await {
             Ok(pass) => pass,
-            Err(Deferral::CircuitOpen(wait)) => {
-                self.defer(job, Some(wait), "circuit_open").await?;
-                return Ok(Settled::Release);
-            }
-            Err(Deferral::Busy | Deferral::Stuck) => {
-                self.defer(job, None, "endpoint_busy").await?;
+            Err(deferral) => {
+                let (at_least, reason) = deferral.parking();
+                self.defer(job, at_least, reason).await?;
                 return Ok(Settled::Release);
             }
         };
