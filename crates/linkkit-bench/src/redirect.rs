@@ -443,6 +443,14 @@ impl Drop for Nginx {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+        // `-s stop` only sends the signal: give the master the moment it needs to stop its
+        // workers before it is killed for good.
+        for _ in 0..40 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.directory);
     }
