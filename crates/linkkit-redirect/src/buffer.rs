@@ -2,9 +2,10 @@
 //!
 //! `EventBuffer::offer` never waits: it queues the visit or, when the buffer is full, drops it
 //! and counts the drop. A visit's JSON is written only as it is published (see `visit.rs`).
-//! One background task drains the buffer in batches through a confirmed publisher, a few batches in flight at once so the broker's confirm wait is overlapped; while
-//! the broker is away each batch stays in hand and is retried, so events that fit in the
-//! buffer survive a broker restart.
+//! One background task drains the buffer in batches through a confirmed publisher, a few
+//! batches in flight at once so the broker's confirm wait is overlapped; while the broker is
+//! away each batch stays in hand and is retried, so events that fit in the buffer survive a
+//! broker restart.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

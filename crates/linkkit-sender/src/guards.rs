@@ -33,9 +33,15 @@ pub struct EndpointGuards {
 #[derive(Debug)]
 struct Guard {
     slots: Arc<Semaphore>,
-    breaker: Arc<Mutex<Breaker>>,
+    health: Arc<Mutex<Health>>,
+}
+
+/// What the attempts to one endpoint have shown so far.
+#[derive(Debug)]
+struct Health {
+    breaker: Breaker,
     /// When one of its attempts last ended (or the guard was made).
-    last_freed: Arc<Mutex<Instant>>,
+    last_freed: Instant,
 }
 
 /// Leave to send one attempt to an endpoint; hold it until the attempt is over and give its
@@ -45,9 +51,8 @@ struct Guard {
 #[derive(Debug)]
 pub struct Pass {
     endpoint: EndpointId,
-    breaker: Arc<Mutex<Breaker>>,
+    health: Arc<Mutex<Health>>,
     probe: bool,
-    last_freed: Arc<Mutex<Instant>>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -97,55 +102,52 @@ impl EndpointGuards {
             .expect("the guard map is never poisoned");
         let guard = endpoints.get(endpoint)?;
         let now = Instant::now();
-        if let Some(wait) = lock(&guard.breaker).deferral(now) {
+        let health = lock(&guard.health);
+        if let Some(wait) = health.breaker.deferral(now) {
             return Some(Deferral::CircuitOpen(wait));
         }
         let all_busy = guard.slots.available_permits() == 0;
-        let since_freed = now.saturating_duration_since(*lock(&guard.last_freed));
+        let since_freed = now.saturating_duration_since(health.last_freed);
         (all_busy && since_freed > self.stuck_after).then_some(Deferral::Stuck)
     }
 
     /// Decides whether an attempt to `endpoint` may start now.
     pub async fn admit(&self, endpoint: &EndpointId) -> Result<Pass, Deferral> {
-        let (slots, breaker, probe, last_freed) = {
+        let (slots, health, probe) = {
             let mut endpoints = self
                 .endpoints
                 .lock()
                 .expect("the guard map is never poisoned");
             if endpoints.len() > PRUNE_ABOVE {
                 endpoints.retain(|_, guard| {
-                    !lock(&guard.breaker).is_idle()
+                    !lock(&guard.health).breaker.is_idle()
                         || guard.slots.available_permits() < self.max_in_flight
                 });
             }
             let guard = endpoints.entry(endpoint.clone()).or_insert_with(|| Guard {
                 slots: Arc::new(Semaphore::new(self.max_in_flight)),
-                breaker: Arc::default(),
-                last_freed: Arc::new(Mutex::new(Instant::now())),
+                health: Arc::new(Mutex::new(Health {
+                    breaker: Breaker::default(),
+                    last_freed: Instant::now(),
+                })),
             });
-            let probe = match lock(&guard.breaker).admit(Instant::now()) {
+            let probe = match lock(&guard.health).breaker.admit(Instant::now()) {
                 Admission::Defer(wait) => return Err(Deferral::CircuitOpen(wait)),
                 Admission::Probe => true,
                 Admission::Send => false,
             };
-            (
-                guard.slots.clone(),
-                guard.breaker.clone(),
-                probe,
-                guard.last_freed.clone(),
-            )
+            (guard.slots.clone(), guard.health.clone(), probe)
         };
         match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
             Ok(Ok(slot)) => Ok(Pass {
                 endpoint: endpoint.clone(),
-                breaker,
+                health,
                 probe,
-                last_freed,
                 _slot: slot,
             }),
             _ => {
                 if probe {
-                    lock(&breaker).abandon_probe();
+                    lock(&health).breaker.abandon_probe();
                 }
                 Err(Deferral::Busy)
             }
@@ -158,9 +160,9 @@ impl Pass {
     pub fn record(mut self, succeeded: bool) {
         let now = Instant::now();
         let transition = if std::mem::take(&mut self.probe) {
-            lock(&self.breaker).record_probe(succeeded, now)
+            lock(&self.health).breaker.record_probe(succeeded, now)
         } else {
-            lock(&self.breaker).record(succeeded, now)
+            lock(&self.health).breaker.record(succeeded, now)
         };
         match transition {
             Some(Transition::Opened) => {
@@ -178,15 +180,18 @@ impl Pass {
 
 impl Drop for Pass {
     fn drop(&mut self) {
+        let mut health = lock(&self.health);
         if self.probe {
-            lock(&self.breaker).abandon_probe();
+            health.breaker.abandon_probe();
         }
-        *lock(&self.last_freed) = Instant::now();
+        health.last_freed = Instant::now();
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().expect("a guard's lock is never poisoned")
+fn lock(health: &Mutex<Health>) -> std::sync::MutexGuard<'_, Health> {
+    health
+        .lock()
+        .expect("an endpoint's health is never poisoned")
 }
 
 #[cfg(test)]
