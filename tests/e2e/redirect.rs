@@ -1,5 +1,5 @@
 //! The redirect path: caches that follow changes, QR codes, visitor enrichment, bots, expiry,
-//! visit counters, and a buffer that loses no click across a broker outage.
+//! and a buffer that loses no click across a broker outage (visit counts: `visit_counts.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -353,26 +353,6 @@ async fn an_expired_link_answers_410_and_emits_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clicks_and_scans_are_counted_on_the_link() {
-    let env = TestEnv::start().await;
-    let acme = env.create_workspace("Acme").await;
-    let created = link(&acme, "counted", json!({})).await;
-    for _ in 0..3 {
-        env.visit("counted", user_agents::CHROME_WINDOWS).await;
-    }
-    for _ in 0..2 {
-        env.visit("counted?qr=1", user_agents::IPHONE).await;
-    }
-    let path = format!("/links/{}", created["id"].as_str().unwrap());
-    eventually("3 clicks and 2 scans", DEADLINE, || async {
-        let (_, link) = acme.api.get(&path).await;
-        (link["clicks"] == 3 && link["scans"] == 2).then_some(())
-    })
-    .await;
-    env.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicks_during_a_broker_outage_all_arrive_once_it_is_back() {
     let proxy = FaultProxy::rabbitmq().await;
     let env = TestEnv::start_with(&[("LINKKIT_AMQP_URL", proxy.url.as_str())]).await;
@@ -417,19 +397,7 @@ async fn clicks_beyond_the_buffer_are_counted_as_dropped_never_lost_silently() {
         .await;
     link(&acme, "tight", json!({})).await;
     // Metrics are per process and tests share this one; only this test drops events.
-    let dropped = || async {
-        let metrics = reqwest::get(format!("{}/metrics", env.admin_url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("linkkit_events_dropped_total "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let dropped = || env.metric("linkkit_events_dropped_total");
     let before = dropped().await;
 
     proxy.cut().await;

@@ -243,6 +243,28 @@ impl TestEnv {
             .map_or(0, |declared| declared.consumer_count())
     }
 
+    /// The value of one series (`name{labels}` as Prometheus prints it) on this environment's
+    /// admin address, 0 while it is absent. The parts run in this process share its metrics.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let metrics = reqwest::get(format!("{}/metrics", self.admin_url))
+            .await
+            .expect("the admin address answers")
+            .text()
+            .await
+            .expect("metrics are text");
+        let prefix = format!("{series} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    /// True while the broker has `queue`.
+    pub async fn queue_exists(&self, queue: &str) -> bool {
+        self.declare_passive(queue).await.is_some()
+    }
+
     /// The queue as the broker has it, or `None` if nobody declared it yet.
     async fn declare_passive(&self, queue: &str) -> Option<lapin::Queue> {
         let broker = Broker::new(self.config.amqp_url.expose());

@@ -3,12 +3,10 @@
 //! relay that publishes what the API wrote.
 //!
 //! Every change and the event it causes are written in one Postgres transaction (the outbox);
-//! the relay publishes outbox rows to the events exchange with confirms. The visit counters of
-//! each link are kept here too, from the events exchange. The API never delivers a webhook
-//! itself.
+//! the relay publishes outbox rows to the events exchange with confirms. The API never
+//! delivers a webhook itself, and never counts visits (the fan-out does).
 
 mod auth;
-mod counters;
 mod dashboard;
 mod deliveries;
 mod error;
@@ -38,7 +36,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub use counters::run_visit_counters;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::MAX_STREAMS;
 pub use outbox_relay::{relay_once, run_outbox_relay};

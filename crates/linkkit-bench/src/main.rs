@@ -114,8 +114,8 @@ async fn main() -> anyhow::Result<()> {
         match scenario {
             Scenario::Ceiling => {}
             Scenario::Throughput => {
-                // As deployed (the visit counters consume every click too), then the webhook
-                // pipeline alone: publish → fan-out → sender → receiver.
+                // As deployed (every service in one process), then the webhook pipeline
+                // alone: publish → fan-out → sender → receiver.
                 let shapes = [
                     ("", pipeline::Shape::AsDeployed),
                     (", fan-out and sender only", pipeline::Shape::PipelineOnly),

@@ -7,7 +7,6 @@
 //! | `{ns}.deliveries`             | direct exchange + queue (routing key `job`)       |
 //! | `{ns}.deliveries.retry.{d}`   | queue with TTL `d`, dead-letters to deliveries    |
 //! | `{ns}.deliveries.dead`        | queue of exhausted and unparseable messages       |
-//! | `{ns}.counters`               | queue bound to `link.clicked` and `qr.scanned`    |
 
 use std::time::Duration;
 
@@ -178,18 +177,6 @@ impl Topology {
 
         self.durable_queue(channel, &ns.dead_queue(), FieldTable::default())
             .await?;
-
-        self.durable_queue(channel, &ns.counters_queue(), FieldTable::default())
-            .await?;
-        for visit in [EventType::LinkClicked, EventType::QrScanned] {
-            self.bind(
-                channel,
-                &ns.counters_queue(),
-                &ns.events_exchange(),
-                visit.as_str(),
-            )
-            .await?;
-        }
         Ok(())
     }
 
@@ -233,12 +220,7 @@ impl Topology {
     /// Every queue this topology declares (for tests that clean up after themselves).
     pub fn queue_names(&self) -> Vec<String> {
         let ns = &self.namespace;
-        let mut names = vec![
-            ns.fanout_queue(),
-            ns.deliveries(),
-            ns.dead_queue(),
-            ns.counters_queue(),
-        ];
+        let mut names = vec![ns.fanout_queue(), ns.deliveries(), ns.dead_queue()];
         names.extend(self.retry_tiers.iter().map(|delay| ns.retry_queue(*delay)));
         names
     }

@@ -38,8 +38,9 @@ impl Namespace {
         format!("{}.fanout", self.0)
     }
 
-    /// Queue of the click and scan counters, bound to the events exchange for visits.
-    pub fn counters_queue(&self) -> String {
+    /// The queue that counted clicks and scans before the fan-out did; now only retired (see
+    /// `linkkit-fanout`'s `legacy_counters`).
+    pub fn legacy_counters_queue(&self) -> String {
         format!("{}.counters", self.0)
     }
 

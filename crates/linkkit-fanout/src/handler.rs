@@ -1,4 +1,5 @@
-//! One event → one job per subscribed endpoint.
+//! One event → one job per subscribed endpoint, and for a click or a scan, one more on its
+//! link's counters.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +10,12 @@ use linkkit_bus::{
     WORKSPACE_HEADER,
 };
 use linkkit_cache::{Idempotency, NextAction};
-use linkkit_core::{DeliveryJob, Envelope, Namespace, WorkspaceId};
+use linkkit_core::{DeliveryJob, Envelope, EventType, LinkId, Namespace, WorkspaceId};
 use linkkit_store::group::Grouped;
-use linkkit_store::worker_queries::{CreateDeliveries, SubscribedEndpoints};
+use linkkit_store::links::{Visit, VisitKind};
+use linkkit_store::worker_queries::{CountVisits, CreateDeliveries, SubscribedEndpoints};
 
-use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT};
+use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, VISITS_COUNTED};
 
 /// Longer than fanning out one event can take (database + confirms), with margin.
 const CLAIM_TTL: Duration = Duration::from_secs(60);
@@ -25,6 +27,7 @@ pub struct FanoutHandler {
     /// The per-event lookup and write, grouped across the events in flight.
     pub subscribers: Grouped<SubscribedEndpoints>,
     pub deliveries: Grouped<CreateDeliveries>,
+    pub visits: Grouped<CountVisits>,
     pub publisher: Arc<Publisher>,
     pub idempotency: Idempotency,
     pub namespace: Namespace,
@@ -79,7 +82,12 @@ impl FanoutHandler {
                 false
             }
         };
-        let outcome = self.publish_jobs(workspace_id, event, occurred_at).await;
+        // Jobs first, the count second: a count that fails sends the event round again, and
+        // its jobs are then absorbed as duplicates, so a visit is never counted twice for it.
+        let mut outcome = self.publish_jobs(workspace_id, event, occurred_at).await;
+        if matches!(outcome, Handled::Done) {
+            outcome = self.count_visit(workspace_id, event).await;
+        }
         if claimed {
             let marked = match &outcome {
                 Handled::Done => self.idempotency.finish(&key, DONE_TTL).await,
@@ -90,6 +98,21 @@ impl FanoutHandler {
             }
         }
         outcome
+    }
+
+    /// Adds a click or a scan to its link's counters; other events count nothing.
+    async fn count_visit(&self, workspace_id: &WorkspaceId, event: &Envelope) -> Handled {
+        let Some(visit) = visit_of(workspace_id, event) else {
+            return Handled::Done;
+        };
+        let kind = visit.kind;
+        match self.visits.run(visit).await {
+            Ok(()) => {
+                VISITS_COUNTED.with_label_values(&[kind_label(kind)]).inc();
+                Handled::Done
+            }
+            Err(error) => Handled::Requeue(format!("counting the visit failed: {error}")),
+        }
     }
 
     async fn publish_jobs(
@@ -142,5 +165,33 @@ impl FanoutHandler {
         EVENTS_FANNED_OUT.with_label_values(&["fanned_out"]).inc();
         tracing::debug!(jobs = jobs.len(), "event fanned out");
         Handled::Done
+    }
+}
+
+/// The visit a `link.clicked` or `qr.scanned` event records, if it names a valid link.
+pub(crate) fn visit_of(workspace_id: &WorkspaceId, event: &Envelope) -> Option<Visit> {
+    let kind = match event.event {
+        EventType::LinkClicked => VisitKind::Click,
+        EventType::QrScanned => VisitKind::Scan,
+        _ => return None,
+    };
+    let link_id = event.data.get("link_id").and_then(|id| id.as_str());
+    match link_id.map(LinkId::parse) {
+        Some(Ok(link_id)) => Some(Visit {
+            workspace_id: workspace_id.clone(),
+            link_id,
+            kind,
+        }),
+        _ => {
+            tracing::debug!(link_id = ?link_id, "a visit without a valid link id counts nowhere");
+            None
+        }
+    }
+}
+
+pub(crate) fn kind_label(kind: VisitKind) -> &'static str {
+    match kind {
+        VisitKind::Click => "click",
+        VisitKind::Scan => "scan",
     }
 }

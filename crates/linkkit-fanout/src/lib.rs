@@ -1,5 +1,6 @@
 //! Fan-out workers: one raw event from `{ns}.fanout` becomes one delivery job per enabled
-//! endpoint of its workspace subscribed to its type.
+//! endpoint of its workspace subscribed to its type; a click or a scan is also added to its
+//! link's `clicks` or `scans`, in one grouped `UPDATE` for the visits in flight.
 //!
 //! Order of effects, so nothing is lost: deliveries are recorded in Postgres, every job is
 //! published and confirmed, the event's Redis key is marked done, and only then is the message
@@ -8,6 +9,7 @@
 //! senders' idempotency keys.
 
 mod handler;
+pub mod legacy_counters;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
 use linkkit_cache::Idempotency;
 use linkkit_store::group::{GroupLimits, Grouped};
-use linkkit_store::worker_queries::{CreateDeliveries, SubscribedEndpoints};
+use linkkit_store::worker_queries::{CountVisits, CreateDeliveries, SubscribedEndpoints};
 use linkkit_store::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +51,8 @@ pub async fn run(
     let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
     let handler = Arc::new(FanoutHandler {
         subscribers: Grouped::new(SubscribedEndpoints(pool.clone()), GroupLimits::default()),
-        deliveries: Grouped::new(CreateDeliveries(pool), GroupLimits::default()),
+        deliveries: Grouped::new(CreateDeliveries(pool.clone()), GroupLimits::default()),
+        visits: Grouped::new(CountVisits(pool.clone()), GroupLimits::default()),
         publisher: publisher.clone(),
         idempotency,
         namespace: namespace.clone(),
@@ -60,5 +63,15 @@ pub async fn run(
         concurrency: settings.concurrency,
         dead_queue: namespace.dead_queue(),
     };
-    run_consumer(broker, topology, consumer, publisher, handler, shutdown).await;
+    let retiring = {
+        let (broker, namespace) = (broker.clone(), namespace.clone());
+        let (publisher, shutdown) = (publisher.clone(), shutdown.clone());
+        async move {
+            legacy_counters::retire_until_done(broker, namespace, pool, &publisher, shutdown).await
+        }
+    };
+    tokio::join!(
+        retiring,
+        run_consumer(broker, topology, consumer, publisher, handler, shutdown)
+    );
 }

@@ -21,10 +21,22 @@ pub static EVENTS_FANNED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static VISITS_COUNTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_visits_counted_total",
+        "Clicks and QR scans added to their links' counters by fan-out workers, by kind (click, scan).",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
 /// Registers the fan-out metrics with their usual series at zero.
 pub fn init() {
     LazyLock::force(&JOBS_FANNED_OUT);
     for outcome in ["fanned_out", "no_subscribers", "duplicate", "requeued"] {
         EVENTS_FANNED_OUT.with_label_values(&[outcome]);
+    }
+    for kind in ["click", "scan"] {
+        VISITS_COUNTED.with_label_values(&[kind]);
     }
 }

@@ -127,20 +127,56 @@ pub async fn find_by_slug(pool: &PgPool, slug: &str) -> Result<Option<LinkRow>, 
     )
 }
 
-/// Adds visits to links: `clicks[i]` and `scans[i]` to link `ids[i]`, in one statement.
-pub async fn add_visits(
-    pool: &PgPool,
-    ids: &[String],
-    clicks: &[i64],
-    scans: &[i64],
-) -> Result<(), StoreError> {
+/// Whether a visit came through the link itself or through its QR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitKind {
+    Click,
+    Scan,
+}
+
+/// One visit to count on a workspace's link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visit {
+    pub workspace_id: WorkspaceId,
+    pub link_id: LinkId,
+    pub kind: VisitKind,
+}
+
+/// Adds `visits` to their links' `clicks` and `scans`, in one statement. A visit counts only
+/// on a link of its own workspace; one whose link is gone counts nowhere.
+pub async fn add_visits(pool: &PgPool, visits: &[Visit]) -> Result<(), StoreError> {
+    let mut per_link: std::collections::HashMap<(&str, &str), (i64, i64)> =
+        std::collections::HashMap::new();
+    for visit in visits {
+        let key = (visit.workspace_id.as_str(), visit.link_id.as_str());
+        let counts = per_link.entry(key).or_default();
+        match visit.kind {
+            VisitKind::Click => counts.0 += 1,
+            VisitKind::Scan => counts.1 += 1,
+        }
+    }
+    let mut workspaces = Vec::with_capacity(per_link.len());
+    let mut ids = Vec::with_capacity(per_link.len());
+    let mut clicks = Vec::with_capacity(per_link.len());
+    let mut scans = Vec::with_capacity(per_link.len());
+    // One order for every writer, so two groups touching the same links never deadlock.
+    let mut rows: Vec<_> = per_link.into_iter().collect();
+    rows.sort_unstable_by_key(|((_, id), _)| *id);
+    for ((workspace_id, id), (link_clicks, link_scans)) in rows {
+        workspaces.push(workspace_id);
+        ids.push(id);
+        clicks.push(link_clicks);
+        scans.push(link_scans);
+    }
     sqlx::query(
         "UPDATE links SET clicks = links.clicks + v.clicks, scans = links.scans + v.scans \
-         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS v(id, clicks, scans) WHERE links.id = v.id",
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS v(workspace_id, id, clicks, scans) \
+         WHERE links.id = v.id AND links.workspace_id = v.workspace_id",
     )
-    .bind(ids)
-    .bind(clicks)
-    .bind(scans)
+    .bind(&workspaces)
+    .bind(&ids)
+    .bind(&clicks)
+    .bind(&scans)
     .execute(pool)
     .await?;
     Ok(())

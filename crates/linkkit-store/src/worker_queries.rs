@@ -1,6 +1,6 @@
 //! The queries fan-out and sender workers run for every message, as grouped queries (see
 //! [`crate::group`]): whatever concurrent handlers ask at the same moment becomes one statement.
-//! The statements themselves live with their tables, in `endpoints` and `deliveries`.
+//! The statements themselves live with their tables, in `endpoints`, `deliveries` and `links`.
 
 use linkkit_core::{DeliveryId, EndpointId, Envelope, EventType, WorkspaceId};
 use sqlx::PgPool;
@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::deliveries::{self, AttemptRecord};
 use crate::endpoints::{self, EndpointRow, Subscribers};
 use crate::group::GroupQuery;
+use crate::links::{self, Visit};
 use crate::StoreError;
 
 /// The endpoints of a workspace subscribed to an event type (fan-out).
@@ -67,6 +68,21 @@ impl GroupQuery for RecordAttempts {
 
     async fn run(&self, inputs: &[Self::Input]) -> Result<Vec<()>, StoreError> {
         deliveries::record_attempts(&self.0, inputs).await?;
+        Ok(vec![(); inputs.len()])
+    }
+}
+
+/// Adds a click or a scan to its link's counters (fan-out).
+#[derive(Debug, Clone)]
+pub struct CountVisits(pub PgPool);
+
+impl GroupQuery for CountVisits {
+    const NAME: &'static str = "count_visits";
+    type Input = Visit;
+    type Output = ();
+
+    async fn run(&self, inputs: &[Visit]) -> Result<Vec<()>, StoreError> {
+        links::add_visits(&self.0, inputs).await?;
         Ok(vec![(); inputs.len()])
     }
 }

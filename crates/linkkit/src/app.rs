@@ -184,13 +184,6 @@ pub async fn run(
             "API server",
             linkkit_api::serve(state, listener, shutdown.clone()),
         );
-        let counters = linkkit_api::run_visit_counters(
-            broker.clone(),
-            topology.clone(),
-            pool.clone(),
-            shutdown.clone(),
-        );
-        spawn_loop(&mut tasks, "visit counters", counters);
         let (pool, namespace, token) = (pool.clone(), config.namespace.clone(), shutdown.clone());
         spawn_loop(&mut tasks, "outbox relay", async move {
             linkkit_api::run_outbox_relay(pool, &publisher, namespace, token).await

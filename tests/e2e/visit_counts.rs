@@ -1,0 +1,196 @@
+//! The `clicks` and `scans` of a link: counted by the fan-out as it handles each visit event,
+//! once per event, and only on a link of the event's own workspace; and the queue an older
+//! release counted from, drained into the counts and removed when an upgraded fan-out starts.
+
+use std::time::Duration;
+
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use linkkit::Service;
+use linkkit_bus::{Broker, Outgoing, Publisher, WORKSPACE_HEADER};
+use linkkit_core::{Envelope, EventType};
+use linkkit_tests::{eventually, user_agents, TestEnv, TestWorkspace};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+/// How long a count is watched after it was reached, so a visit counted twice would show.
+const SETTLE: Duration = Duration::from_millis(700);
+
+async fn add_link(workspace: &TestWorkspace, slug: &str) -> String {
+    let body = json!({"destination_url": format!("https://example.com/{slug}"), "slug": slug});
+    let link = workspace.api.add_link(body).await;
+    link["id"].as_str().unwrap().to_owned()
+}
+
+/// The link's `(clicks, scans)` as the API shows them.
+async fn visits(workspace: &TestWorkspace, link_id: &str) -> (i64, i64) {
+    let (status, link): (StatusCode, Value) = workspace.api.get(&format!("/links/{link_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    (
+        link["clicks"].as_i64().unwrap(),
+        link["scans"].as_i64().unwrap(),
+    )
+}
+
+fn visit_event(event: EventType, link_id: &str) -> Envelope {
+    Envelope::new(
+        event,
+        json!({"link_id": link_id, "short_url": "https://lkkt.in/x", "destination_url": "https://example.com/x",
+               "segment": null, "campaign": null, "click_location": "Unknown", "device": "Desktop"}),
+    )
+}
+
+/// The fan-out's events of one outcome so far, from this process's metrics.
+async fn fanned_out(env: &TestEnv, outcome: &str) -> u64 {
+    env.metric(&format!(
+        "linkkit_fanout_events_total{{outcome=\"{outcome}\"}}"
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicks_and_scans_are_counted_on_the_link() {
+    let env = TestEnv::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let link_id = add_link(&acme, "counted").await;
+    for _ in 0..3 {
+        env.visit("counted", user_agents::CHROME_WINDOWS).await;
+    }
+    for _ in 0..2 {
+        env.visit("counted?qr=1", user_agents::IPHONE).await;
+    }
+    eventually("3 clicks and 2 scans", DEADLINE, || async {
+        (visits(&acme, &link_id).await == (3, 2)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(visits(&acme, &link_id).await, (3, 2));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_published_twice_counts_once_and_never_on_another_workspaces_link() {
+    let env = TestEnv::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let globex = env.create_workspace("Globex").await;
+    let link_id = add_link(&acme, "once").await;
+    let duplicates_before = fanned_out(&env, "duplicate").await;
+
+    let click = visit_event(EventType::LinkClicked, &link_id);
+    env.publish_events(&acme.id, &[click.clone(), click]).await;
+    // Another workspace's event naming Acme's link must not move Acme's counts.
+    env.publish_events(&globex.id, &[visit_event(EventType::LinkClicked, &link_id)])
+        .await;
+    let fanout_queue = env.config.namespace.fanout_queue();
+    eventually("the fan-out queue drained", DEADLINE, || async {
+        (env.queue_depth(&fanout_queue).await == 0).then_some(())
+    })
+    .await;
+    eventually("the second copy seen as a duplicate", DEADLINE, || async {
+        (fanned_out(&env, "duplicate").await > duplicates_before).then_some(())
+    })
+    .await;
+    // One more click, published after the others were taken: once it is counted, so were they.
+    env.publish_events(&acme.id, &[visit_event(EventType::LinkClicked, &link_id)])
+        .await;
+    eventually("two clicks counted", DEADLINE, || async {
+        (visits(&acme, &link_id).await.0 >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(visits(&acme, &link_id).await, (2, 0));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_counters_queue_is_counted_into_the_links_and_removed_when_a_fanout_starts() {
+    // The API and the redirect of this release, and no fan-out yet.
+    let env = TestEnv::start_parts(&[], &[Service::Api, Service::Redirect]).await;
+    let acme = env.create_workspace("Acme").await;
+    let link_id = add_link(&acme, "legacy").await;
+    let namespace = env.config.namespace.clone();
+    let legacy = namespace.legacy_counters_queue();
+
+    // The queue as an older release left it: durable, bound to the events exchange for visits,
+    // with visits its consumer had not counted yet, and one message that is not an event.
+    let broker = Broker::new(TestEnv::amqp_url());
+    let channel = broker.channel().await.unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(&legacy, durable, FieldTable::default())
+        .await
+        .unwrap();
+    for visit in [EventType::LinkClicked, EventType::QrScanned] {
+        channel
+            .queue_bind(
+                &legacy,
+                &namespace.events_exchange(),
+                visit.as_str(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let waiting = |body: Vec<u8>| Outgoing {
+        exchange: String::new(),
+        routing_key: legacy.clone(),
+        body,
+        headers: vec![(WORKSPACE_HEADER, acme.id.clone())],
+    };
+    let event_body =
+        |event| serde_json::to_vec(&visit_event(event, &link_id)).expect("an envelope serializes");
+    let publisher = Publisher::new(broker.clone(), env.topology());
+    publisher
+        .publish_all(&[
+            waiting(event_body(EventType::LinkClicked)),
+            waiting(event_body(EventType::LinkClicked)),
+            waiting(event_body(EventType::LinkClicked)),
+            waiting(event_body(EventType::QrScanned)),
+            waiting(b"not an envelope".to_vec()),
+        ])
+        .await
+        .unwrap();
+
+    let mut fanout = env.spawn_linkkit("fanout");
+    eventually("the old queue removed", DEADLINE, || async {
+        (!env.queue_exists(&legacy).await).then_some(())
+    })
+    .await;
+    assert_eq!(
+        visits(&acme, &link_id).await,
+        (3, 1),
+        "what waited there is counted before the queue goes"
+    );
+    let letters = env.dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].source_queue, legacy);
+    assert!(
+        letters[0].reason.contains("not an event envelope"),
+        "{letters:?}"
+    );
+
+    // A click from now on is counted once, by the fan-out alone.
+    assert_eq!(
+        env.visit("legacy", user_agents::CHROME_WINDOWS)
+            .await
+            .status(),
+        StatusCode::FOUND
+    );
+    eventually("the new click counted", DEADLINE, || async {
+        (visits(&acme, &link_id).await.0 >= 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(visits(&acme, &link_id).await, (4, 1));
+
+    fanout.start_kill().ok();
+    let _ = fanout.wait().await;
+    let _ = channel.close(200, "").await;
+    broker.close().await;
+    env.stop().await;
+}
