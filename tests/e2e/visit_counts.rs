@@ -66,6 +66,11 @@ async fn clicks_and_scans_are_counted_on_the_link() {
     .await;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(visits(&acme, &link_id).await, (3, 2));
+    assert!(
+        !env.queue_exists(&env.config.namespace.legacy_counters_queue())
+            .await,
+        "a new deployment has no counters' queue of its own"
+    );
     env.stop().await;
 }
 

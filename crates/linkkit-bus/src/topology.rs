@@ -77,6 +77,17 @@ impl Topology {
         arguments
     }
 
+    /// Declares `name` as a durable queue of this topology's queue type, as Linkkit declares
+    /// its own (a no-op when it exists so).
+    pub async fn declare_durable_queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+    ) -> Result<(), BusError> {
+        self.durable_queue(channel, name, FieldTable::default())
+            .await
+    }
+
     async fn durable_queue(
         &self,
         channel: &Channel,

@@ -6,20 +6,28 @@
 //! counts them itself (see `handler.rs`), and that queue must go, or in an upgraded deployment
 //! it would fill forever with no one reading it.
 //!
-//! Every fan-out worker does this when it starts: if the old queue exists, it unbinds it (no
-//! new visit reaches it), counts the visits still waiting there, in batches acknowledged only
-//! once their `UPDATE` is committed, and deletes it once it is empty. Without the old queue
-//! this costs one passive declare.
+//! Every fan-out worker does this when it starts, and again every ten minutes, since a process
+//! of the older release still running (and reconnecting) declares the queue again: it unbinds
+//! the queue (no new visit reaches it), counts the visits still waiting there, in batches
+//! acknowledged only once their `UPDATE` is committed, and deletes it once it is empty. The
+//! queue is declared first, as this release declares its queues, rather than looked up with a
+//! passive declare: where it does not exist that creates an empty queue that is deleted a
+//! moment later, where a passive declare would have the broker close the channel, which the
+//! AMQP client logs as an error on every start.
+//!
+//! A visit routed to both queues before the upgrade and taken by an upgraded fan-out worker
+//! is counted twice; counting errs, as it always has, towards a visit too many, never too few.
 
 use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
+use lapin::Channel;
 use linkkit_bus::{
-    header_string, Broker, BusError, Outgoing, Publisher, REASON_HEADER, SOURCE_QUEUE_HEADER,
-    WORKSPACE_HEADER,
+    header_string, Broker, BusError, Outgoing, Publisher, Topology, REASON_HEADER,
+    SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
 };
-use linkkit_core::{Envelope, EventType, Namespace, WorkspaceId};
+use linkkit_core::{Envelope, EventType, WorkspaceId};
 use linkkit_store::links::{self, Visit};
 use linkkit_store::{PgPool, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -29,9 +37,11 @@ use crate::metrics::VISITS_COUNTED;
 
 /// Visits counted per statement while draining.
 const BATCH: usize = 500;
+/// How often the old queue is looked for again, once it is gone.
+const RECHECK_EVERY: Duration = Duration::from_secs(600);
 const RETRY_AFTER: Duration = Duration::from_secs(5);
-/// AMQP's reply code for a queue that does not exist.
-const NOT_FOUND: u16 = 404;
+/// AMQP's reply code for a queue declared with other arguments than it has.
+const PRECONDITION_FAILED: u16 = 406;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetireError {
@@ -43,57 +53,48 @@ pub enum RetireError {
     Store(#[from] StoreError),
 }
 
-/// Retires the old counters' queue, trying again until it is done or `shutdown` fires.
-pub async fn retire_until_done(
+/// Retires the old counters' queue now and every [`RECHECK_EVERY`], until `shutdown` fires.
+pub async fn keep_retired(
     broker: Broker,
-    namespace: Namespace,
+    topology: Topology,
     pool: PgPool,
     publisher: &Publisher,
     shutdown: CancellationToken,
 ) {
+    let mut wait = Duration::ZERO;
     loop {
-        match retire(&broker, &namespace, &pool, publisher).await {
-            Ok(0) => return,
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = match retire(&broker, &topology, &pool, publisher).await {
             Ok(counted) => {
-                tracing::info!(
-                    counted,
-                    "counted the visits left in the old counters' queue and removed it"
-                );
-                return;
+                if counted > 0 {
+                    tracing::info!(
+                        counted,
+                        "counted the visits left in the old counters' queue and removed it"
+                    );
+                }
+                RECHECK_EVERY
             }
             Err(error) => {
                 tracing::warn!(error = %error, "could not retire the old counters' queue yet");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(RETRY_AFTER) => {}
-                }
+                RETRY_AFTER
             }
-        }
+        };
     }
 }
 
-/// Unbinds, drains and deletes the old counters' queue if it exists; the visits it counted.
+/// Unbinds, drains and deletes the old counters' queue; the visits it counted.
 pub async fn retire(
     broker: &Broker,
-    namespace: &Namespace,
+    topology: &Topology,
     pool: &PgPool,
     publisher: &Publisher,
 ) -> Result<usize, RetireError> {
+    let namespace = &topology.namespace;
     let queue = namespace.legacy_counters_queue();
-    let channel = broker.channel().await?;
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    match channel
-        .queue_declare(&queue, passive, FieldTable::default())
-        .await
-    {
-        Ok(_) => {}
-        // The broker closes the channel with the answer: nothing to retire.
-        Err(lapin::Error::ProtocolError(error)) if error.get_id() == NOT_FOUND => return Ok(0),
-        Err(error) => return Err(error.into()),
-    }
+    let channel = open(broker, topology, &queue).await?;
     for visit in [EventType::LinkClicked, EventType::QrScanned] {
         channel
             .queue_unbind(
@@ -152,6 +153,27 @@ pub async fn retire(
     channel.queue_delete(&queue, if_empty).await?;
     let _ = channel.close(200, "retired").await;
     Ok(counted)
+}
+
+/// A channel on which `queue` exists: declared as this release declares its queues or, if the
+/// old one has other arguments (the deployment changed `LINKKIT_QUEUE_TYPE` since), as it is.
+async fn open(broker: &Broker, topology: &Topology, queue: &str) -> Result<Channel, RetireError> {
+    let channel = broker.channel().await?;
+    match topology.declare_durable_queue(&channel, queue).await {
+        Ok(()) => return Ok(channel),
+        Err(BusError::Amqp(lapin::Error::ProtocolError(error)))
+            if error.get_id() == PRECONDITION_FAILED => {}
+        Err(error) => return Err(error.into()),
+    }
+    let channel = broker.channel().await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue, passive, FieldTable::default())
+        .await?;
+    Ok(channel)
 }
 
 /// The visit one old counters' message records; `Err` with the reason for a message that is

@@ -64,11 +64,9 @@ pub async fn run(
         dead_queue: namespace.dead_queue(),
     };
     let retiring = {
-        let (broker, namespace) = (broker.clone(), namespace.clone());
+        let (broker, topology) = (broker.clone(), topology.clone());
         let (publisher, shutdown) = (publisher.clone(), shutdown.clone());
-        async move {
-            legacy_counters::retire_until_done(broker, namespace, pool, &publisher, shutdown).await
-        }
+        async move { legacy_counters::keep_retired(broker, topology, pool, &publisher, shutdown).await }
     };
     tokio::join!(
         retiring,
