@@ -195,3 +195,42 @@ pub(crate) fn kind_label(kind: VisitKind) -> &'static str {
         VisitKind::Scan => "scan",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LINK: &str = "lnk_00000000000070008000000000000000";
+
+    fn workspace() -> WorkspaceId {
+        static WORKSPACE: std::sync::LazyLock<WorkspaceId> =
+            std::sync::LazyLock::new(WorkspaceId::generate);
+        WORKSPACE.clone()
+    }
+
+    #[test]
+    fn clicks_and_scans_are_visits_of_their_link_and_other_events_are_not() {
+        let click = Envelope::new(EventType::LinkClicked, json!({"link_id": LINK}));
+        let scan = Envelope::new(EventType::QrScanned, json!({"link_id": LINK}));
+        let created = Envelope::new(EventType::LinkCreated, json!({"link_id": LINK}));
+        let visit = visit_of(&workspace(), &click).unwrap();
+        assert_eq!(
+            (visit.workspace_id, visit.link_id.as_str(), visit.kind),
+            (workspace(), LINK, VisitKind::Click)
+        );
+        assert_eq!(
+            visit_of(&workspace(), &scan).map(|v| v.kind),
+            Some(VisitKind::Scan)
+        );
+        assert_eq!(visit_of(&workspace(), &created), None);
+    }
+
+    #[test]
+    fn a_visit_without_a_valid_link_id_counts_nowhere() {
+        for data in [json!({}), json!({"link_id": 7}), json!({"link_id": "ep_1"})] {
+            let click = Envelope::new(EventType::LinkClicked, data);
+            assert_eq!(visit_of(&workspace(), &click), None);
+        }
+    }
+}
