@@ -71,6 +71,17 @@ impl Broker {
         Ok(channel)
     }
 
+    /// A broker of the same URLs with a connection of its own, for work whose failures must
+    /// not close the connection the consumers share (housekeeping); close it when done.
+    pub fn with_own_connection(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                urls: self.inner.urls.clone(),
+                connection: Mutex::new(None),
+            }),
+        }
+    }
+
     /// True while the shared connection is open.
     pub async fn is_connected(&self) -> bool {
         let guard = self.inner.connection.lock().await;

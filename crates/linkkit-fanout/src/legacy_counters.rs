@@ -24,7 +24,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, Queu
 use lapin::types::FieldTable;
 use lapin::Channel;
 use linkkit_bus::{
-    header_string, Broker, BusError, Outgoing, Publisher, Topology, REASON_HEADER,
+    header_string, Broker, BusError, Outgoing, Publisher, QueueType, Topology, REASON_HEADER,
     SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
 };
 use linkkit_core::{Envelope, EventType, WorkspaceId};
@@ -67,7 +67,12 @@ pub async fn keep_retired(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = match retire(&broker, &topology, &pool, publisher).await {
+        // A connection of its own: an error the broker answers with by closing the connection
+        // must not take the workers' consumers down with it.
+        let own = broker.with_own_connection();
+        let retired = retire(&own, &topology, &pool, publisher).await;
+        own.close().await;
+        wait = match retired {
             Ok(counted) => {
                 if counted > 0 {
                     tracing::info!(
@@ -146,11 +151,14 @@ pub async fn retire(
             .await?;
         counted += visits.len();
     }
-    let if_empty = QueueDeleteOptions {
-        if_empty: true,
+    // Quorum queues refuse `if-empty` (with a connection error); unbound and drained, the
+    // queue is empty there too, unless a consumer of the older release still holds some of
+    // its messages, which the delete then drops.
+    let options = QueueDeleteOptions {
+        if_empty: topology.queue_type == QueueType::Classic,
         ..Default::default()
     };
-    channel.queue_delete(&queue, if_empty).await?;
+    channel.queue_delete(&queue, options).await?;
     let _ = channel.close(200, "retired").await;
     Ok(counted)
 }
