@@ -20,7 +20,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::acks::{Acks, Settlement};
-use crate::headers::{REASON_HEADER, SOURCE_QUEUE_HEADER};
 use crate::metrics::{CONSUMERS_UP, DEAD_LETTERED};
 use crate::{Broker, BusError, Outgoing, Publisher, Topology};
 
@@ -181,15 +180,8 @@ async fn settle<H: Handler>(
         Handled::Done => Settlement::Ack,
         Handled::Poison(reason) => {
             tracing::warn!(queue, reason = %reason, "dead-lettering a message that cannot be handled");
-            let dead = Outgoing {
-                exchange: String::new(),
-                routing_key: settings.dead_queue.clone(),
-                body: message.body,
-                headers: vec![
-                    (REASON_HEADER, reason),
-                    (SOURCE_QUEUE_HEADER, queue.to_owned()),
-                ],
-            };
+            let dead =
+                Outgoing::unparseable(settings.dead_queue.clone(), queue, message.body, reason);
             match publisher.publish(dead).await {
                 Ok(()) => {
                     DEAD_LETTERED.with_label_values(&["unparseable"]).inc();

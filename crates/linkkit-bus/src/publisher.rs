@@ -16,7 +16,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use linkkit_core::{DeliveryJob, Envelope, EventType, Namespace, WorkspaceId};
 
-use crate::headers::{table, OCCURRED_AT_HEADER, REASON_HEADER, WORKSPACE_HEADER};
+use crate::headers::{
+    table, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
+};
 use crate::topology::JOB_ROUTING_KEY;
 use crate::Topology;
 
@@ -86,6 +88,25 @@ impl Outgoing {
             exchange: String::new(),
             routing_key: namespace.retry_queue(delay),
             ..Self::job(namespace, job)
+        }
+    }
+
+    /// A message taken from `source_queue` that cannot be handled, for the dead-letter queue,
+    /// with the reason.
+    pub fn unparseable(
+        dead_queue: String,
+        source_queue: &str,
+        body: Vec<u8>,
+        reason: String,
+    ) -> Self {
+        Self {
+            exchange: String::new(),
+            routing_key: dead_queue,
+            body,
+            headers: vec![
+                (REASON_HEADER, reason),
+                (SOURCE_QUEUE_HEADER, source_queue.to_owned()),
+            ],
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lapin::types::FieldTable;
 use linkkit_bus::{
     header_string, Handled, Handler, Message, Outgoing, Publisher, OCCURRED_AT_HEADER,
     WORKSPACE_HEADER,
@@ -35,18 +36,9 @@ pub struct FanoutHandler {
 
 impl Handler for FanoutHandler {
     async fn handle(&self, message: &Message) -> Handled {
-        let workspace_id = match header_string(message.headers.as_ref(), WORKSPACE_HEADER)
-            .map(|h| WorkspaceId::parse(&h))
-        {
-            Some(Ok(id)) => id,
-            Some(Err(error)) => {
-                return Handled::Poison(format!("bad {WORKSPACE_HEADER} header: {error}"))
-            }
-            None => return Handled::Poison(format!("no {WORKSPACE_HEADER} header")),
-        };
-        let event: Envelope = match serde_json::from_slice(&message.body) {
-            Ok(event) => event,
-            Err(error) => return Handled::Poison(format!("not an event envelope: {error}")),
+        let (workspace_id, event) = match event_of(message.headers.as_ref(), &message.body) {
+            Ok(parsed) => parsed,
+            Err(reason) => return Handled::Poison(reason),
         };
         let occurred_at = header_string(message.headers.as_ref(), OCCURRED_AT_HEADER)
             .and_then(|ms| ms.parse::<i64>().ok())
@@ -108,7 +100,7 @@ impl FanoutHandler {
         let kind = visit.kind;
         match self.visits.run(visit).await {
             Ok(()) => {
-                VISITS_COUNTED.with_label_values(&[kind_label(kind)]).inc();
+                VISITS_COUNTED.with_label_values(&[kind.as_str()]).inc();
                 Handled::Done
             }
             Err(error) => Handled::Requeue(format!("counting the visit failed: {error}")),
@@ -168,6 +160,23 @@ impl FanoutHandler {
     }
 }
 
+/// The workspace and the envelope of a message on the events exchange; `Err` with the reason
+/// for one that is not an event (it goes to the dead-letter queue).
+pub(crate) fn event_of(
+    headers: Option<&FieldTable>,
+    body: &[u8],
+) -> Result<(WorkspaceId, Envelope), String> {
+    let workspace_id =
+        match header_string(headers, WORKSPACE_HEADER).map(|h| WorkspaceId::parse(&h)) {
+            Some(Ok(id)) => id,
+            Some(Err(error)) => return Err(format!("bad {WORKSPACE_HEADER} header: {error}")),
+            None => return Err(format!("no {WORKSPACE_HEADER} header")),
+        };
+    let event =
+        serde_json::from_slice(body).map_err(|error| format!("not an event envelope: {error}"))?;
+    Ok((workspace_id, event))
+}
+
 /// The visit a `link.clicked` or `qr.scanned` event records, if it names a valid link.
 pub(crate) fn visit_of(workspace_id: &WorkspaceId, event: &Envelope) -> Option<Visit> {
     let kind = match event.event {
@@ -186,13 +195,6 @@ pub(crate) fn visit_of(workspace_id: &WorkspaceId, event: &Envelope) -> Option<V
             tracing::debug!(link_id = ?link_id, "a visit without a valid link id counts nowhere");
             None
         }
-    }
-}
-
-pub(crate) fn kind_label(kind: VisitKind) -> &'static str {
-    match kind {
-        VisitKind::Click => "click",
-        VisitKind::Scan => "scan",
     }
 }
 

@@ -23,16 +23,13 @@ use std::time::Duration;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::Channel;
-use linkkit_bus::{
-    header_string, Broker, BusError, Outgoing, Publisher, QueueType, Topology, REASON_HEADER,
-    SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
-};
-use linkkit_core::{Envelope, EventType, WorkspaceId};
+use linkkit_bus::{Broker, BusError, Outgoing, Publisher, QueueType, Topology};
+use linkkit_core::EventType;
 use linkkit_store::links::{self, Visit};
 use linkkit_store::{PgPool, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::handler::{kind_label, visit_of};
+use crate::handler::{event_of, visit_of};
 use crate::metrics::VISITS_COUNTED;
 
 /// Visits counted per statement while draining.
@@ -127,22 +124,19 @@ pub async fn retire(
             match visit_in(delivery.properties.headers().as_ref(), &delivery.data) {
                 Ok(Some(visit)) => visits.push(visit),
                 Ok(None) => {}
-                Err(reason) => dead.push(Outgoing {
-                    exchange: String::new(),
-                    routing_key: namespace.dead_queue(),
-                    body: delivery.data,
-                    headers: vec![
-                        (REASON_HEADER, reason),
-                        (SOURCE_QUEUE_HEADER, queue.clone()),
-                    ],
-                }),
+                Err(reason) => dead.push(Outgoing::unparseable(
+                    namespace.dead_queue(),
+                    &queue,
+                    delivery.data,
+                    reason,
+                )),
             }
         }
         let Some(last_tag) = last_tag else { break };
         links::add_visits(pool, &visits).await?;
         for visit in &visits {
             VISITS_COUNTED
-                .with_label_values(&[kind_label(visit.kind)])
+                .with_label_values(&[visit.kind.as_str()])
                 .inc();
         }
         publisher.publish_all(&dead).await?;
@@ -187,13 +181,6 @@ async fn open(broker: &Broker, topology: &Topology, queue: &str) -> Result<Chann
 /// The visit one old counters' message records; `Err` with the reason for a message that is
 /// not an event envelope (it goes to the dead-letter queue).
 fn visit_in(headers: Option<&FieldTable>, body: &[u8]) -> Result<Option<Visit>, String> {
-    let workspace_id =
-        match header_string(headers, WORKSPACE_HEADER).map(|h| WorkspaceId::parse(&h)) {
-            Some(Ok(id)) => id,
-            Some(Err(error)) => return Err(format!("bad {WORKSPACE_HEADER} header: {error}")),
-            None => return Err(format!("no {WORKSPACE_HEADER} header")),
-        };
-    let event: Envelope =
-        serde_json::from_slice(body).map_err(|error| format!("not an event envelope: {error}"))?;
+    let (workspace_id, event) = event_of(headers, body)?;
     Ok(visit_of(&workspace_id, &event))
 }

@@ -134,6 +134,16 @@ pub enum VisitKind {
     Scan,
 }
 
+impl VisitKind {
+    /// Its name as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitKind::Click => "click",
+            VisitKind::Scan => "scan",
+        }
+    }
+}
+
 /// One visit to count on a workspace's link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visit {
