@@ -188,6 +188,38 @@ async fn an_endpoint_that_hangs_never_holds_up_a_healthy_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_earns_attempts_in_flight_so_one_that_hangs_from_the_start_ties_up_few() {
+    let cap = 16;
+    let env = TestEnv::start_with(&[
+        ("LINKKIT_DELIVERY_TIMEOUT", "30s"),
+        ("LINKKIT_ENDPOINT_CONCURRENCY", &cap.to_string()),
+        ("LINKKIT_RETRY_SCHEDULE", "1s,1s,1s"),
+    ])
+    .await;
+    let (hanging, slow) = (Receiver::start().await, Receiver::start().await);
+    hanging.delay_answers(Duration::from_secs(60));
+    slow.delay_answers(Duration::from_millis(200));
+    let acme = env.create_workspace("Acme").await;
+    acme.api.add_endpoint(&hanging.url, &["link.clicked"]).await;
+    acme.api.add_endpoint(&slow.url, &["link.clicked"]).await;
+
+    env.publish_events(&acme.id, &clicks(120)).await;
+    slow.wait_for_distinct(120, DEADLINE).await;
+    assert!(
+        hanging.max_in_flight() <= linkkit_sender::FIRST_SLOTS,
+        "an endpoint that never answered kept its first slots only (had {} in flight)",
+        hanging.max_in_flight()
+    );
+    assert!(
+        (linkkit_sender::FIRST_SLOTS + 1..=cap).contains(&slow.max_in_flight()),
+        "a slow endpoint that answers earns more slots, up to the cap (had {} in flight)",
+        slow.max_in_flight()
+    );
+    hanging.stop();
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_on_any_queue_are_dead_lettered_and_good_ones_behind_them_still_arrive()
 {
     let env = TestEnv::start().await;

@@ -1,7 +1,13 @@
-//! Per-endpoint limits inside one sender process: at most `max_in_flight` attempts to one
-//! endpoint at a time, and its circuit breaker. A job that may not go now is deferred (parked in
-//! a retry queue without spending an attempt), so a slow or failing endpoint never holds the
-//! worker's slots that other endpoints need.
+//! Per-endpoint limits inside one sender process: how many attempts may be in flight to one
+//! endpoint, and its circuit breaker. A job that may not go now is deferred (parked in a retry
+//! queue without spending an attempt), so a slow or failing endpoint never holds the worker's
+//! slots that other endpoints need.
+//!
+//! An endpoint earns its slots (a slow start, as in TCP): it starts with [`FIRST_SLOTS`], gains
+//! one for each attempt it answers, up to `max_in_flight`, and loses one for each attempt it
+//! leaves unanswered, down to one. A healthy endpoint reaches the cap within a few dozen
+//! answers; one that hangs from its first request ties up a few of the worker's attempts until
+//! they time out, not the whole cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +28,8 @@ const SLOT_WAIT: Duration = Duration::from_millis(250);
 const STUCK_AFTER: Duration = Duration::from_secs(1);
 /// Entries kept before idle ones are forgotten.
 const PRUNE_ABOVE: usize = 10_000;
+/// Slots an endpoint has before it has answered anything.
+pub const FIRST_SLOTS: usize = 4;
 
 #[derive(Debug)]
 pub struct EndpointGuards {
@@ -42,6 +50,30 @@ struct Health {
     breaker: Breaker,
     /// When one of its attempts last ended (or the guard was made).
     last_freed: Instant,
+    /// Slots the endpoint has earned: the permits its semaphore holds in all.
+    granted: usize,
+}
+
+/// How an attempt ended, as the guards see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// A 2xx answer.
+    Succeeded,
+    /// Another answer: the endpoint is up but refused the event.
+    Refused,
+    /// No answer: a timeout, a refused connection, a broken one.
+    Unanswered,
+}
+
+impl AttemptEnd {
+    /// From the status code of the answer, if one came.
+    pub fn of(status_code: Option<u16>) -> Self {
+        match status_code {
+            Some(200..=299) => AttemptEnd::Succeeded,
+            Some(_) => AttemptEnd::Refused,
+            None => AttemptEnd::Unanswered,
+        }
+    }
 }
 
 /// Leave to send one attempt to an endpoint; hold it until the attempt is over and give its
@@ -53,7 +85,9 @@ pub struct Pass {
     endpoint: EndpointId,
     health: Arc<Mutex<Health>>,
     probe: bool,
-    _slot: OwnedSemaphorePermit,
+    max_in_flight: usize,
+    /// `None` once the slot has been given up for good (see [`Pass::record`]).
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -120,15 +154,17 @@ impl EndpointGuards {
                 .expect("the guard map is never poisoned");
             if endpoints.len() > PRUNE_ABOVE {
                 endpoints.retain(|_, guard| {
-                    !lock(&guard.health).breaker.is_idle()
-                        || guard.slots.available_permits() < self.max_in_flight
+                    let health = lock(&guard.health);
+                    !health.breaker.is_idle() || guard.slots.available_permits() < health.granted
                 });
             }
+            let first_slots = FIRST_SLOTS.min(self.max_in_flight);
             let guard = endpoints.entry(endpoint.clone()).or_insert_with(|| Guard {
-                slots: Arc::new(Semaphore::new(self.max_in_flight)),
+                slots: Arc::new(Semaphore::new(first_slots)),
                 health: Arc::new(Mutex::new(Health {
                     breaker: Breaker::default(),
                     last_freed: Instant::now(),
+                    granted: first_slots,
                 })),
             });
             let probe = match lock(&guard.health).breaker.admit(Instant::now()) {
@@ -143,7 +179,8 @@ impl EndpointGuards {
                 endpoint: endpoint.clone(),
                 health,
                 probe,
-                _slot: slot,
+                max_in_flight: self.max_in_flight,
+                slot: Some(slot),
             }),
             _ => {
                 if probe {
@@ -156,13 +193,37 @@ impl EndpointGuards {
 }
 
 impl Pass {
-    /// Feeds the attempt's result to the endpoint's breaker and frees the slot.
-    pub fn record(mut self, succeeded: bool) {
+    /// Feeds the attempt's end to the endpoint's breaker and to its slots, and frees the slot:
+    /// an answer earns the endpoint one more (up to the cap), no answer costs it this one (down
+    /// to one).
+    pub fn record(mut self, end: AttemptEnd) {
         let now = Instant::now();
-        let transition = if std::mem::take(&mut self.probe) {
-            lock(&self.health).breaker.record_probe(succeeded, now)
-        } else {
-            lock(&self.health).breaker.record(succeeded, now)
+        let succeeded = end == AttemptEnd::Succeeded;
+        let transition = {
+            let mut health = lock(&self.health);
+            let transition = if std::mem::take(&mut self.probe) {
+                health.breaker.record_probe(succeeded, now)
+            } else {
+                health.breaker.record(succeeded, now)
+            };
+            match end {
+                AttemptEnd::Unanswered if health.granted > 1 => {
+                    health.granted -= 1;
+                    if let Some(slot) = self.slot.take() {
+                        slot.forget();
+                    }
+                }
+                AttemptEnd::Succeeded | AttemptEnd::Refused
+                    if health.granted < self.max_in_flight =>
+                {
+                    health.granted += 1;
+                    if let Some(slot) = &self.slot {
+                        slot.semaphore().add_permits(1);
+                    }
+                }
+                _ => {}
+            }
+            transition
         };
         match transition {
             Some(Transition::Opened) => {
@@ -215,11 +276,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_new_endpoint_starts_with_few_slots_and_earns_one_per_answer_up_to_the_cap() {
+        let guards = EndpointGuards::new(8);
+        let endpoint = EndpointId::generate();
+        let mut held = Vec::new();
+        for _ in 0..FIRST_SLOTS {
+            held.push(guards.admit(&endpoint).await.unwrap());
+        }
+        assert_eq!(guards.admit(&endpoint).await.unwrap_err(), Deferral::Busy);
+
+        held.pop().unwrap().record(AttemptEnd::Refused);
+        held.push(guards.admit(&endpoint).await.unwrap());
+        held.push(guards.admit(&endpoint).await.unwrap());
+        assert_eq!(
+            guards.admit(&endpoint).await.unwrap_err(),
+            Deferral::Busy,
+            "one answer, one more slot"
+        );
+
+        for pass in held.drain(..) {
+            pass.record(AttemptEnd::Succeeded);
+        }
+        for _ in 0..8 {
+            held.push(guards.admit(&endpoint).await.unwrap());
+        }
+        assert_eq!(
+            guards.admit(&endpoint).await.unwrap_err(),
+            Deferral::Busy,
+            "never more than the cap"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_unanswered_attempt_costs_its_endpoint_a_slot_down_to_one() {
+        let guards = EndpointGuards::new(8);
+        let endpoint = EndpointId::generate();
+        let mut hanging = Vec::new();
+        for _ in 0..FIRST_SLOTS {
+            hanging.push(guards.admit(&endpoint).await.unwrap());
+        }
+        for pass in hanging {
+            pass.record(AttemptEnd::Unanswered);
+        }
+        let last = guards.admit(&endpoint).await.unwrap();
+        assert_eq!(guards.admit(&endpoint).await.unwrap_err(), Deferral::Busy);
+
+        last.record(AttemptEnd::Succeeded);
+        let _first = guards.admit(&endpoint).await.unwrap();
+        let _second = guards.admit(&endpoint).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn an_endpoint_that_keeps_failing_is_deferred() {
         let guards = EndpointGuards::new(4);
         let failing = EndpointId::generate();
         for _ in 0..crate::breaker::FAILURE_THRESHOLD {
-            guards.admit(&failing).await.unwrap().record(false);
+            guards
+                .admit(&failing)
+                .await
+                .unwrap()
+                .record(AttemptEnd::Refused);
         }
         assert!(matches!(
             guards.precheck(&failing),
@@ -243,7 +359,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(guards.precheck(&hanging), Some(Deferral::Stuck));
 
-        first.record(false);
+        first.record(AttemptEnd::Refused);
         let third = guards.admit(&hanging).await.unwrap();
         assert_eq!(
             guards.precheck(&hanging),

@@ -18,7 +18,7 @@ use linkkit_store::PgPool;
 use reqwest::Client;
 
 use crate::attempt::{attempt, AttemptOutcome};
-use crate::guards::EndpointGuards;
+use crate::guards::{AttemptEnd, EndpointGuards};
 use crate::metrics::{
     DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
     JOBS_DEFERRED, RETRIES_SCHEDULED,
@@ -162,7 +162,7 @@ impl SenderHandler {
             &self.settings.target_policy,
         )
         .await;
-        pass.record(matches!(outcome.status_code, Some(200..=299)));
+        pass.record(AttemptEnd::of(outcome.status_code));
         record_metrics(&outcome);
         tracing::debug!(
             status = outcome.status_code,

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use attempt::{AttemptOutcome, USER_AGENT};
 pub use client::build_client;
 use guards::EndpointGuards;
+pub use guards::FIRST_SLOTS;
 pub use handler::SenderHandler;
 
 #[derive(Debug, Clone)]
