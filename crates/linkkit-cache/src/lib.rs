@@ -6,6 +6,7 @@
 mod connection;
 mod idempotency;
 pub mod links;
+pub mod parked;
 mod rate_limit;
 
 use std::sync::LazyLock;

@@ -11,12 +11,14 @@ use linkkit_bus::{
     WORKSPACE_HEADER,
 };
 use linkkit_cache::{Idempotency, NextAction};
-use linkkit_core::{DeliveryJob, Envelope, EventType, LinkId, Namespace, WorkspaceId};
+use linkkit_core::retry::{RetrySchedule, RetryWait};
+use linkkit_core::{DeliveryJob, EndpointId, Envelope, EventType, LinkId, Namespace, WorkspaceId};
 use linkkit_store::group::Grouped;
 use linkkit_store::links::{Visit, VisitKind};
 use linkkit_store::worker_queries::{CountVisits, CreateDeliveries, SubscribedEndpoints};
 
-use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, VISITS_COUNTED};
+use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, JOBS_PARKED, VISITS_COUNTED};
+use crate::parked_view::ParkedView;
 
 /// Longer than fanning out one event can take (database + confirms), with margin.
 const CLAIM_TTL: Duration = Duration::from_secs(60);
@@ -32,6 +34,9 @@ pub struct FanoutHandler {
     pub publisher: Arc<Publisher>,
     pub idempotency: Idempotency,
     pub namespace: Namespace,
+    /// Endpoints whose jobs the senders are parking.
+    pub parked: ParkedView,
+    pub retry_schedule: RetrySchedule,
 }
 
 impl Handler for FanoutHandler {
@@ -135,6 +140,8 @@ impl FanoutHandler {
             Ok(created) => created,
             Err(error) => return Handled::Requeue(format!("recording deliveries failed: {error}")),
         };
+        let now = Utc::now();
+        let mut parked = 0;
         let jobs: Vec<Outgoing> = created
             .into_iter()
             .map(|(delivery_id, endpoint_id)| {
@@ -147,16 +154,34 @@ impl FanoutHandler {
                     event_time: occurred_at,
                     event: event.clone(),
                 };
-                Outgoing::job(&self.namespace, &job)
+                match self.parking_delay(&job.endpoint_id, now) {
+                    Some(delay) => {
+                        parked += 1;
+                        Outgoing::retry(&self.namespace, delay, &job)
+                    }
+                    None => Outgoing::job(&self.namespace, &job),
+                }
             })
             .collect();
         if let Err(error) = self.publisher.publish_all(&jobs).await {
             return Handled::Requeue(format!("publishing jobs failed: {error}"));
         }
         JOBS_FANNED_OUT.inc_by(jobs.len() as u64);
+        JOBS_PARKED.inc_by(parked);
         EVENTS_FANNED_OUT.with_label_values(&["fanned_out"]).inc();
         tracing::debug!(jobs = jobs.len(), "event fanned out");
         Handled::Done
+    }
+
+    /// The retry queue a new job of `endpoint` goes to while a sender is parking its jobs: the
+    /// one the sender would park it in. `None`: to the senders, as usual.
+    fn parking_delay(&self, endpoint: &EndpointId, now: DateTime<Utc>) -> Option<Duration> {
+        let until = self.parked.parked_until(endpoint, now)?;
+        let wait = (until - now).to_std().unwrap_or_default();
+        let delay = self
+            .retry_schedule
+            .tier_for(RetryWait::AtLeast(wait), &mut rand::thread_rng());
+        (!delay.is_zero()).then_some(delay)
     }
 }
 

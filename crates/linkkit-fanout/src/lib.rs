@@ -7,35 +7,35 @@
 //! acknowledged. A crash in between means the message comes back; the deliveries already in
 //! Postgres are found again (unique per event × endpoint) and duplicate jobs are absorbed by the
 //! senders' idempotency keys.
+//!
+//! A job for an endpoint that a sender is parking (its circuit open, or stuck) goes straight to
+//! the retry queue the sender would have parked it in (see `linkkit_cache::parked`).
 
 mod handler;
 pub mod legacy_counters;
 pub mod metrics;
+mod parked_view;
 
 use std::sync::Arc;
 
 use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
-use linkkit_cache::Idempotency;
+use linkkit_cache::parked::ParkedEndpoints;
+use linkkit_cache::{Idempotency, Redis};
+use linkkit_core::retry::RetrySchedule;
 use linkkit_store::group::{GroupLimits, Grouped};
 use linkkit_store::worker_queries::{CountVisits, CreateDeliveries, SubscribedEndpoints};
 use linkkit_store::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use handler::FanoutHandler;
+use parked_view::ParkedView;
 
 #[derive(Debug, Clone)]
 pub struct FanoutSettings {
     pub prefetch: u16,
     pub concurrency: usize,
-}
-
-impl Default for FanoutSettings {
-    fn default() -> Self {
-        Self {
-            prefetch: 64,
-            concurrency: 32,
-        }
-    }
+    /// The senders' schedule, whose retry queues a job of a parked endpoint goes to.
+    pub retry_schedule: RetrySchedule,
 }
 
 /// Consumes the fan-out queue until `shutdown` fires.
@@ -43,7 +43,7 @@ pub async fn run(
     broker: Broker,
     topology: Topology,
     pool: PgPool,
-    idempotency: Idempotency,
+    redis: Redis,
     settings: FanoutSettings,
     shutdown: CancellationToken,
 ) {
@@ -54,9 +54,12 @@ pub async fn run(
         deliveries: Grouped::new(CreateDeliveries(pool.clone()), GroupLimits::default()),
         visits: Grouped::new(CountVisits(pool.clone()), GroupLimits::default()),
         publisher: publisher.clone(),
-        idempotency,
+        idempotency: Idempotency::new(redis.clone(), namespace.clone()),
         namespace: namespace.clone(),
+        parked: ParkedView::default(),
+        retry_schedule: settings.retry_schedule.clone(),
     });
+    let parked = ParkedEndpoints::new(redis, &namespace);
     let consumer = ConsumerSettings {
         queue: namespace.fanout_queue(),
         prefetch: settings.prefetch,
@@ -70,6 +73,14 @@ pub async fn run(
     };
     tokio::join!(
         retiring,
-        run_consumer(broker, topology, consumer, publisher, handler, shutdown)
+        handler.parked.keep_fresh(parked, shutdown.clone()),
+        run_consumer(
+            broker,
+            topology,
+            consumer,
+            publisher,
+            handler.clone(),
+            shutdown
+        )
     );
 }

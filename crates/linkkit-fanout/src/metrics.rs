@@ -12,6 +12,14 @@ pub static JOBS_FANNED_OUT: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static JOBS_PARKED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "linkkit_fanout_jobs_parked_total",
+        "Delivery jobs published by fan-out workers straight to a retry queue, because a sender is parking their endpoint's jobs (circuit open or endpoint stuck)."
+    )
+    .expect("metric registers once")
+});
+
 pub static EVENTS_FANNED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_fanout_events_total",
@@ -33,6 +41,7 @@ pub static VISITS_COUNTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// Registers the fan-out metrics with their usual series at zero.
 pub fn init() {
     LazyLock::force(&JOBS_FANNED_OUT);
+    LazyLock::force(&JOBS_PARKED);
     for outcome in ["fanned_out", "no_subscribers", "duplicate", "requeued"] {
         EVENTS_FANNED_OUT.with_label_values(&[outcome]);
     }

@@ -110,6 +110,17 @@ impl Deferral {
             Deferral::Stuck => (None, "endpoint_stuck"),
         }
     }
+
+    /// For how long the fan-out may park the endpoint's new jobs itself: as long as the circuit
+    /// stays open, and for a stuck endpoint as long as it took to call it stuck. A busy
+    /// endpoint is not parked by anyone else.
+    pub fn shared_for(&self) -> Option<Duration> {
+        match self {
+            Deferral::CircuitOpen(wait) => Some(*wait),
+            Deferral::Stuck => Some(STUCK_AFTER),
+            Deferral::Busy => None,
+        }
+    }
 }
 
 impl EndpointGuards {

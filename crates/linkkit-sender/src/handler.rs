@@ -18,11 +18,12 @@ use linkkit_store::PgPool;
 use reqwest::Client;
 
 use crate::attempt::{attempt, AttemptOutcome};
-use crate::guards::{AttemptEnd, EndpointGuards};
+use crate::guards::{AttemptEnd, Deferral, EndpointGuards};
 use crate::metrics::{
     DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
     JOBS_DEFERRED, RETRIES_SCHEDULED,
 };
+use crate::parking_notices::ParkingNotices;
 use crate::SenderSettings;
 
 /// The claim outlives the longest attempt by this much (see svix-webhooks PR #2181).
@@ -42,6 +43,7 @@ pub struct SenderHandler {
     pub namespace: Namespace,
     pub settings: SenderSettings,
     pub guards: EndpointGuards,
+    pub notices: ParkingNotices,
 }
 
 /// What became of the job, and so what to do with its idempotency key.
@@ -69,8 +71,7 @@ impl SenderHandler {
         // with no Redis claim and no database lookup, so a failing or hanging neighbour costs
         // the others little.
         if let Some(deferral) = self.guards.precheck(&job.endpoint_id) {
-            let (at_least, reason) = deferral.parking();
-            return match self.defer(&job, at_least, reason).await {
+            return match self.turn_away(&job, deferral).await {
                 Ok(()) => Handled::Done,
                 Err(reason) => Handled::Requeue(reason),
             };
@@ -149,8 +150,7 @@ impl SenderHandler {
         let pass = match self.guards.admit(&job.endpoint_id).await {
             Ok(pass) => pass,
             Err(deferral) => {
-                let (at_least, reason) = deferral.parking();
-                self.defer(job, at_least, reason).await?;
+                self.turn_away(job, deferral).await?;
                 return Ok(Settled::Release);
             }
         };
@@ -290,6 +290,17 @@ impl SenderHandler {
         ENDPOINTS_DISABLED.with_label_values(&[label]).inc();
         tracing::warn!(reason, "endpoint disabled");
         Ok(())
+    }
+
+    /// Parks a job its endpoint's guards turned away, and tells the fan-out workers when they
+    /// may park the endpoint's next jobs themselves.
+    async fn turn_away(&self, job: &DeliveryJob, deferral: Deferral) -> Result<(), String> {
+        if let Some(parked_for) = deferral.shared_for() {
+            let until = Utc::now() + chrono::Duration::from_std(parked_for).unwrap_or_default();
+            self.notices.tell(&job.endpoint_id, until);
+        }
+        let (at_least, reason) = deferral.parking();
+        self.defer(job, at_least, reason).await
     }
 
     /// Parks a job in a retry queue without spending an attempt: the shortest queue, or the

@@ -14,12 +14,14 @@ pub mod dead_letters;
 mod guards;
 mod handler;
 pub mod metrics;
+mod parking_notices;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
-use linkkit_cache::Idempotency;
+use linkkit_cache::parked::ParkedEndpoints;
+use linkkit_cache::{Idempotency, Redis};
 use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::RetrySchedule;
 use linkkit_store::group::{GroupLimits, Grouped};
@@ -32,6 +34,7 @@ pub use client::build_client;
 use guards::EndpointGuards;
 pub use guards::FIRST_SLOTS;
 pub use handler::SenderHandler;
+use parking_notices::ParkingNotices;
 
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
@@ -54,7 +57,7 @@ pub async fn run(
     broker: Broker,
     topology: Topology,
     pool: PgPool,
-    idempotency: Idempotency,
+    redis: Redis,
     settings: SenderSettings,
     shutdown: CancellationToken,
 ) {
@@ -69,11 +72,12 @@ pub async fn run(
     let handler = Arc::new(SenderHandler {
         client: build_client(&settings),
         guards: EndpointGuards::new(settings.endpoint_concurrency),
+        notices: ParkingNotices::new(ParkedEndpoints::new(redis.clone(), &namespace)),
         endpoints: Grouped::new(EndpointById(pool.clone()), GroupLimits::default()),
         attempts: Grouped::new(RecordAttempts(pool.clone()), GroupLimits::default()),
         pool,
         publisher: publisher.clone(),
-        idempotency,
+        idempotency: Idempotency::new(redis, namespace.clone()),
         namespace,
         settings,
     });

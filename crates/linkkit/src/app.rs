@@ -10,7 +10,7 @@ use anyhow::Context;
 use linkkit_api::{ApiConfig, AppState};
 use linkkit_bus::{Broker, Publisher};
 use linkkit_cache::links::LinkStore;
-use linkkit_cache::{Idempotency, RateLimiter};
+use linkkit_cache::RateLimiter;
 use linkkit_fanout::FanoutSettings;
 use linkkit_redirect::{EventBuffer, Geo, LinkCache, RedirectConfig, RedirectState};
 use linkkit_sender::SenderSettings;
@@ -234,13 +234,13 @@ pub async fn run(
         let settings = FanoutSettings {
             concurrency: config.fanout_concurrency,
             prefetch: (config.fanout_concurrency * 2).min(u16::MAX as usize) as u16,
+            retry_schedule: config.retry_schedule.clone(),
         };
-        let idempotency = Idempotency::new(redis.clone(), config.namespace.clone());
         let run = linkkit_fanout::run(
             broker.clone(),
             topology.clone(),
             pool.clone(),
-            idempotency,
+            redis.clone(),
             settings,
             shutdown.clone(),
         );
@@ -257,12 +257,11 @@ pub async fn run(
             concurrency: config.sender_concurrency,
             endpoint_concurrency: config.endpoint_concurrency,
         };
-        let idempotency = Idempotency::new(redis.clone(), config.namespace.clone());
         let run = linkkit_sender::run(
             broker.clone(),
             topology.clone(),
             pool.clone(),
-            idempotency,
+            redis.clone(),
             settings,
             shutdown.clone(),
         );
