@@ -3,11 +3,11 @@
 //! queue without spending an attempt), so a slow or failing endpoint never holds the worker's
 //! slots that other endpoints need.
 //!
-//! An endpoint earns its slots (a slow start, as in TCP): it starts with [`FIRST_SLOTS`], gains
-//! one for each attempt it answers, up to `max_in_flight`, and loses one for each attempt it
-//! leaves unanswered, down to one. A healthy endpoint reaches the cap within a few dozen
-//! answers; one that hangs from its first request ties up a few of the worker's attempts until
-//! they time out, not the whole cap.
+//! An endpoint earns its slots (a slow start, as in TCP): it starts with [`FIRST_SLOTS`], has
+//! them doubled by each attempt it answers, up to `max_in_flight`, and loses one for each
+//! attempt it leaves unanswered, down to one. A healthy endpoint reaches the cap with its first
+//! few answers, so its jobs barely wait; one that hangs from its first request ties up a few of
+//! the worker's attempts until they time out, not the whole cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -205,8 +205,8 @@ impl EndpointGuards {
 
 impl Pass {
     /// Feeds the attempt's end to the endpoint's breaker and to its slots, and frees the slot:
-    /// an answer earns the endpoint one more (up to the cap), no answer costs it this one (down
-    /// to one).
+    /// an answer doubles the endpoint's slots (up to the cap), no answer costs it this one
+    /// (down to one).
     pub fn record(mut self, end: AttemptEnd) {
         let now = Instant::now();
         let succeeded = end == AttemptEnd::Succeeded;
@@ -227,10 +227,11 @@ impl Pass {
                 AttemptEnd::Succeeded | AttemptEnd::Refused
                     if health.granted < self.max_in_flight =>
                 {
-                    health.granted += 1;
+                    let doubled = (health.granted * 2).min(self.max_in_flight);
                     if let Some(slot) = &self.slot {
-                        slot.semaphore().add_permits(1);
+                        slot.semaphore().add_permits(doubled - health.granted);
                     }
+                    health.granted = doubled;
                 }
                 _ => {}
             }
@@ -287,8 +288,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_endpoint_starts_with_few_slots_and_earns_one_per_answer_up_to_the_cap() {
-        let guards = EndpointGuards::new(8);
+    async fn a_new_endpoint_starts_with_few_slots_and_each_answer_doubles_them_up_to_the_cap() {
+        let guards = EndpointGuards::new(16);
         let endpoint = EndpointId::generate();
         let mut held = Vec::new();
         for _ in 0..FIRST_SLOTS {
@@ -297,18 +298,20 @@ mod tests {
         assert_eq!(guards.admit(&endpoint).await.unwrap_err(), Deferral::Busy);
 
         held.pop().unwrap().record(AttemptEnd::Refused);
-        held.push(guards.admit(&endpoint).await.unwrap());
-        held.push(guards.admit(&endpoint).await.unwrap());
+        for _ in 0..FIRST_SLOTS + 1 {
+            held.push(guards.admit(&endpoint).await.unwrap());
+        }
+        assert_eq!(held.len(), 2 * FIRST_SLOTS);
         assert_eq!(
             guards.admit(&endpoint).await.unwrap_err(),
             Deferral::Busy,
-            "one answer, one more slot"
+            "one answer, twice the slots"
         );
 
         for pass in held.drain(..) {
             pass.record(AttemptEnd::Succeeded);
         }
-        for _ in 0..8 {
+        for _ in 0..16 {
             held.push(guards.admit(&endpoint).await.unwrap());
         }
         assert_eq!(
