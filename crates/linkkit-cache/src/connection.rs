@@ -150,10 +150,7 @@ impl Redis {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn redis_url() -> String {
-        std::env::var("LINKKIT_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-    }
+    use crate::test_support::redis_url;
 
     #[tokio::test]
     async fn concurrent_callers_share_one_connection() {

@@ -83,15 +83,10 @@ impl Idempotency {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{fresh_namespace, redis_url};
 
     fn idempotency() -> Idempotency {
-        let url = std::env::var("LINKKIT_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let namespace = format!("test-{}", uuid::Uuid::now_v7().simple());
-        Idempotency::new(
-            Redis::connect(&url).unwrap(),
-            Namespace::parse(&namespace).unwrap(),
-        )
+        Idempotency::new(Redis::connect(&redis_url()).unwrap(), fresh_namespace())
     }
 
     #[tokio::test]

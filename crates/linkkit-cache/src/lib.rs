@@ -55,3 +55,17 @@ pub fn init_metrics() {
 pub async fn ping(redis: &Redis) -> bool {
     redis.query::<String>(&redis::cmd("PING")).await.is_ok()
 }
+
+/// What the tests of this crate share: the local Redis, and a namespace of their own.
+#[cfg(test)]
+mod test_support {
+    use linkkit_core::Namespace;
+
+    pub fn redis_url() -> String {
+        std::env::var("LINKKIT_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+    }
+
+    pub fn fresh_namespace() -> Namespace {
+        Namespace::parse(&format!("test-{}", uuid::Uuid::now_v7().simple())).unwrap()
+    }
+}

@@ -80,16 +80,11 @@ impl ParkedEndpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{fresh_namespace, redis_url};
     use chrono::Duration;
 
     fn parked() -> ParkedEndpoints {
-        let url = std::env::var("LINKKIT_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let namespace = format!("test-{}", uuid::Uuid::now_v7().simple());
-        ParkedEndpoints::new(
-            Redis::connect(&url).unwrap(),
-            &Namespace::parse(&namespace).unwrap(),
-        )
+        ParkedEndpoints::new(Redis::connect(&redis_url()).unwrap(), &fresh_namespace())
     }
 
     #[tokio::test]

@@ -88,16 +88,19 @@ impl RetrySchedule {
                 delay,
                 JITTER_PERCENTS[rng.gen_range(0..JITTER_PERCENTS.len())],
             ),
-            RetryWait::AtLeast(minimum) => {
-                let tiers = self.tiers();
-                tiers
-                    .iter()
-                    .copied()
-                    .find(|tier| *tier >= minimum)
-                    .or_else(|| tiers.last().copied())
-                    .unwrap_or(minimum)
-            }
+            RetryWait::AtLeast(minimum) => self.tier_at_least(minimum).unwrap_or(minimum),
         }
+    }
+
+    /// The retry queue for a job that must wait at least `minimum`: the shortest tier that
+    /// long, else the longest tier; `None` when the schedule has no retry queues at all.
+    pub fn tier_at_least(&self, minimum: Duration) -> Option<Duration> {
+        let tiers = self.tiers();
+        tiers
+            .iter()
+            .copied()
+            .find(|tier| *tier >= minimum)
+            .or_else(|| tiers.last().copied())
     }
 }
 
@@ -281,6 +284,25 @@ mod tests {
         );
         assert!(schedule.tiers().contains(&jittered));
         assert!((Duration::from_secs(8)..=Duration::from_secs(12)).contains(&jittered));
+    }
+
+    #[test]
+    fn a_job_parked_for_a_while_goes_to_an_existing_queue_and_without_retries_to_none() {
+        let schedule = RetrySchedule::parse("10s,1m").unwrap();
+        assert_eq!(
+            schedule.tier_at_least(Duration::from_secs(30)),
+            Some(Duration::from_secs(48))
+        );
+        assert_eq!(
+            schedule.tier_at_least(Duration::ZERO),
+            Some(Duration::from_secs(8))
+        );
+        let never = RetrySchedule::parse("").unwrap();
+        assert_eq!(
+            never.tier_at_least(Duration::from_secs(10)),
+            None,
+            "no queue exists to park in, so none is named"
+        );
     }
 
     #[test]

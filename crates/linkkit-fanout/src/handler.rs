@@ -11,7 +11,7 @@ use linkkit_bus::{
     WORKSPACE_HEADER,
 };
 use linkkit_cache::{Idempotency, NextAction};
-use linkkit_core::retry::{RetrySchedule, RetryWait};
+use linkkit_core::retry::RetrySchedule;
 use linkkit_core::{DeliveryJob, EndpointId, Envelope, EventType, LinkId, Namespace, WorkspaceId};
 use linkkit_store::group::Grouped;
 use linkkit_store::links::{Visit, VisitKind};
@@ -178,10 +178,7 @@ impl FanoutHandler {
     fn parking_delay(&self, endpoint: &EndpointId, now: DateTime<Utc>) -> Option<Duration> {
         let until = self.parked.parked_until(endpoint, now)?;
         let wait = (until - now).to_std().unwrap_or_default();
-        let delay = self
-            .retry_schedule
-            .tier_for(RetryWait::AtLeast(wait), &mut rand::thread_rng());
-        (!delay.is_zero()).then_some(delay)
+        self.retry_schedule.tier_at_least(wait)
     }
 }
 

@@ -271,6 +271,15 @@ fn lock(health: &Mutex<Health>) -> std::sync::MutexGuard<'_, Health> {
 mod tests {
     use super::*;
 
+    /// `count` passes for `endpoint`, each of which must be granted.
+    async fn admit_all(guards: &EndpointGuards, endpoint: &EndpointId, count: usize) -> Vec<Pass> {
+        let mut passes = Vec::with_capacity(count);
+        for _ in 0..count {
+            passes.push(guards.admit(endpoint).await.unwrap());
+        }
+        passes
+    }
+
     #[tokio::test]
     async fn no_more_than_the_cap_run_at_once_for_one_endpoint_while_others_go_on() {
         let guards = EndpointGuards::new(2);
@@ -291,16 +300,11 @@ mod tests {
     async fn a_new_endpoint_starts_with_few_slots_and_each_answer_doubles_them_up_to_the_cap() {
         let guards = EndpointGuards::new(16);
         let endpoint = EndpointId::generate();
-        let mut held = Vec::new();
-        for _ in 0..FIRST_SLOTS {
-            held.push(guards.admit(&endpoint).await.unwrap());
-        }
+        let mut held = admit_all(&guards, &endpoint, FIRST_SLOTS).await;
         assert_eq!(guards.admit(&endpoint).await.unwrap_err(), Deferral::Busy);
 
         held.pop().unwrap().record(AttemptEnd::Refused);
-        for _ in 0..FIRST_SLOTS + 1 {
-            held.push(guards.admit(&endpoint).await.unwrap());
-        }
+        held.extend(admit_all(&guards, &endpoint, FIRST_SLOTS + 1).await);
         assert_eq!(held.len(), 2 * FIRST_SLOTS);
         assert_eq!(
             guards.admit(&endpoint).await.unwrap_err(),
@@ -311,9 +315,7 @@ mod tests {
         for pass in held.drain(..) {
             pass.record(AttemptEnd::Succeeded);
         }
-        for _ in 0..16 {
-            held.push(guards.admit(&endpoint).await.unwrap());
-        }
+        let _held = admit_all(&guards, &endpoint, 16).await;
         assert_eq!(
             guards.admit(&endpoint).await.unwrap_err(),
             Deferral::Busy,
@@ -325,11 +327,7 @@ mod tests {
     async fn each_unanswered_attempt_costs_its_endpoint_a_slot_down_to_one() {
         let guards = EndpointGuards::new(8);
         let endpoint = EndpointId::generate();
-        let mut hanging = Vec::new();
-        for _ in 0..FIRST_SLOTS {
-            hanging.push(guards.admit(&endpoint).await.unwrap());
-        }
-        for pass in hanging {
+        for pass in admit_all(&guards, &endpoint, FIRST_SLOTS).await {
             pass.record(AttemptEnd::Unanswered);
         }
         let last = guards.admit(&endpoint).await.unwrap();

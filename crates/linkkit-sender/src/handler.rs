@@ -7,7 +7,7 @@ use chrono::Utc;
 use linkkit_bus::metrics::DEAD_LETTERED;
 use linkkit_bus::{Handled, Handler, Message, Outgoing, Publisher};
 use linkkit_cache::{Idempotency, NextAction};
-use linkkit_core::retry::{decide, Decision, RetryWait};
+use linkkit_core::retry::{decide, Decision};
 use linkkit_core::signing::WebhookSecret;
 use linkkit_core::{DeliveryJob, EndpointId, Namespace};
 use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
@@ -311,14 +311,13 @@ impl SenderHandler {
         at_least: Option<Duration>,
         reason: &str,
     ) -> Result<(), String> {
-        let wait = RetryWait::AtLeast(at_least.unwrap_or_default());
-        let delay = self
+        let Some(delay) = self
             .settings
             .schedule
-            .tier_for(wait, &mut rand::thread_rng());
-        if delay.is_zero() {
+            .tier_at_least(at_least.unwrap_or_default())
+        else {
             return Err(format!("no retry queue to defer to ({reason})"));
-        }
+        };
         self.publisher
             .publish(Outgoing::retry(&self.namespace, delay, job))
             .await
