@@ -4,9 +4,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use linkkit_tests::{eventually, user_agents, Receiver, TestEnv};
+use linkkit::Service;
+use linkkit_core::{EndpointId, WorkspaceId};
+use linkkit_store::endpoint_cache::{follow_endpoint_changes, CachedEndpoints};
+use linkkit_store::group::GroupLimits;
+use linkkit_store::worker_queries::EndpointById;
+use linkkit_tests::{eventually, user_agents, Receiver, TestEnv, TestWorkspace};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const ALL_EVENTS: [&str; 5] = [
@@ -306,4 +312,207 @@ async fn an_exhausted_delivery_is_dead_and_lands_in_the_dead_letter_queue() {
     })
     .await;
     env.stop().await;
+}
+
+/// The workers keep endpoints in memory (`linkkit_store::endpoint_cache`); each change through
+/// the API must still shape the very next event, in the fan-out (subscriptions, enabled) and in
+/// the sender (URL, secret). A witness endpoint on its own receiver, subscribed to everything,
+/// shows when each event has been through the pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_change_shapes_the_very_next_event() {
+    let env = TestEnv::start().await;
+    let (first, second, witness) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    let acme = env.create_workspace("Acme").await;
+    acme.api.add_endpoint(&witness.url, &ALL_EVENTS).await;
+    let endpoint = acme.api.add_endpoint(&first.url, &["link.created"]).await;
+    let path = format!("/webhooks/{}", endpoint["id"].as_str().unwrap());
+    let change = |body: Value| {
+        let (api, path) = (acme.api.clone(), path.clone());
+        async move {
+            let (status, changed) = api.patch(&path, body).await;
+            assert_eq!(status, StatusCode::OK, "{changed}");
+        }
+    };
+    // Both caches are warm after the first delivery.
+    let link = raise_created(&acme, &witness, "first").await;
+    first.wait_for(1, DEADLINE).await;
+
+    change(json!({"url": second.url})).await;
+    raise_created(&acme, &witness, "second").await;
+    second.wait_for(1, DEADLINE).await;
+    settled(&first, 1).await;
+
+    let (status, rotated) = acme
+        .api
+        .post(&format!("{path}/rotate-secret"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    raise_created(&acme, &witness, "third").await;
+    let signed = second.wait_for(2, DEADLINE).await;
+    assert!(
+        signed[1].signature_verifies(rotated["secret"].as_str().unwrap()),
+        "the delivery after a rotation is signed with the new secret"
+    );
+
+    change(json!({"events": ["link.updated"]})).await;
+    raise_created(&acme, &witness, "fourth").await;
+    raise_updated(&acme, &witness, &link).await;
+    let after_resubscribing = second.wait_for(3, DEADLINE).await;
+    assert_eq!(after_resubscribing[2].event_type(), "link.updated");
+    settled(&second, 3).await;
+
+    change(json!({"enabled": false})).await;
+    raise_updated(&acme, &witness, &link).await;
+    settled(&second, 3).await;
+    change(json!({"enabled": true})).await;
+    raise_updated(&acme, &witness, &link).await;
+    second.wait_for(4, DEADLINE).await;
+
+    assert_eq!(acme.api.delete(&path).await.0, StatusCode::NO_CONTENT);
+    raise_updated(&acme, &witness, &link).await;
+    settled(&second, 4).await;
+    env.stop().await;
+}
+
+/// Creates a link (raising `link.created`) and returns its id once `witness` has the event.
+async fn raise_created(acme: &TestWorkspace, witness: &Receiver, slug: &str) -> String {
+    let expected = witness.received().len() + 1;
+    let link = acme
+        .api
+        .add_link(json!({"destination_url": "https://example.com", "slug": slug}))
+        .await;
+    witness.wait_for(expected, DEADLINE).await;
+    link["id"].as_str().unwrap().to_owned()
+}
+
+/// Changes a link (raising `link.updated`) and returns once `witness` has the event.
+async fn raise_updated(acme: &TestWorkspace, witness: &Receiver, link_id: &str) {
+    let expected = witness.received().len() + 1;
+    let campaign = format!("campaign {expected}");
+    let (status, body) = acme
+        .api
+        .patch(&format!("/links/{link_id}"), json!({"campaign": campaign}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    witness.wait_for(expected, DEADLINE).await;
+}
+
+/// Checks that `receiver` has `expected` requests once a stray delivery of an event the witness
+/// has seen has had the time to arrive.
+async fn settled(receiver: &Receiver, expected: usize) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), expected);
+}
+
+/// The cache answers from memory (a change Postgres does not announce goes unseen), drops what
+/// it holds when its connection is lost, and follows announced changes again once back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_cache_answers_from_memory_and_follows_announced_changes() {
+    let env = TestEnv::start_parts(&[], &[Service::Api]).await;
+    let acme = env.create_workspace("Acme").await;
+    let endpoint = acme
+        .api
+        .add_endpoint("https://first.example/hook", &["link.created"])
+        .await;
+    let key = (
+        WorkspaceId::parse(&acme.id).unwrap(),
+        EndpointId::parse(endpoint["id"].as_str().unwrap()).unwrap(),
+    );
+    let cache = CachedEndpoints::new(EndpointById(env.pool.clone()), GroupLimits::default());
+    let shutdown = CancellationToken::new();
+    let following = tokio::spawn(follow_endpoint_changes(
+        env.pool.clone(),
+        vec![Box::new(cache.clone())],
+        shutdown.clone(),
+    ));
+    let url_now = || cached_url(&cache, &key);
+    let url_becomes = |wanted| cached_url_becomes(&cache, &key, wanted);
+    eventually("the cache to follow changes", DEADLINE, || async {
+        cache.follows_changes().then_some(())
+    })
+    .await;
+    assert_eq!(
+        url_now().await.as_deref(),
+        Some("https://first.example/hook")
+    );
+
+    let mut unannounced = env.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *unannounced)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE endpoints SET url = 'https://unannounced.example/hook' WHERE id = $1")
+        .bind(key.1.as_str())
+        .execute(&mut *unannounced)
+        .await
+        .unwrap();
+    unannounced.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        url_now().await.as_deref(),
+        Some("https://first.example/hook"),
+        "answered from memory"
+    );
+
+    // Announcements made while the connection is down are lost, so nothing kept survives it.
+    let (terminated,): (i64,) = sqlx::query_as(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE '%linkkit_endpoint_changes%' \
+         AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, 1, "the cache's listener was found");
+    url_becomes("https://unannounced.example/hook").await;
+    eventually("the cache to follow changes again", DEADLINE, || async {
+        cache.follows_changes().then_some(())
+    })
+    .await;
+    assert_eq!(
+        url_now().await.as_deref(),
+        Some("https://unannounced.example/hook"),
+        "kept again"
+    );
+
+    let (status, body) = acme
+        .api
+        .patch(
+            &format!("/webhooks/{}", key.1),
+            json!({"url": "https://announced.example/hook"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    url_becomes("https://announced.example/hook").await;
+    assert_eq!(
+        acme.api.delete(&format!("/webhooks/{}", key.1)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    eventually("the deleted endpoint to be gone", DEADLINE, || async {
+        url_now().await.is_none().then_some(())
+    })
+    .await;
+
+    shutdown.cancel();
+    following.await.unwrap();
+    env.stop().await;
+}
+
+type EndpointKey = (WorkspaceId, EndpointId);
+
+async fn cached_url(cache: &CachedEndpoints, key: &EndpointKey) -> Option<String> {
+    cache.run(key.clone()).await.unwrap().map(|row| row.url)
+}
+
+async fn cached_url_becomes(cache: &CachedEndpoints, key: &EndpointKey, wanted: &str) {
+    eventually(
+        &format!("the cached URL to be {wanted}"),
+        DEADLINE,
+        || async { (cached_url(cache, key).await.as_deref() == Some(wanted)).then_some(()) },
+    )
+    .await;
 }

@@ -13,9 +13,10 @@ use linkkit_bus::{
 use linkkit_cache::{Idempotency, NextAction};
 use linkkit_core::retry::RetrySchedule;
 use linkkit_core::{DeliveryJob, EndpointId, Envelope, EventType, LinkId, Namespace, WorkspaceId};
+use linkkit_store::endpoint_cache::CachedSubscribers;
 use linkkit_store::group::Grouped;
 use linkkit_store::links::{Visit, VisitKind};
-use linkkit_store::worker_queries::{CountVisits, CreateDeliveries, SubscribedEndpoints};
+use linkkit_store::worker_queries::{CountVisits, CreateDeliveries};
 
 use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, JOBS_PARKED, VISITS_COUNTED};
 use crate::parked_view::ParkedView;
@@ -27,8 +28,9 @@ const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug)]
 pub struct FanoutHandler {
-    /// The per-event lookup and write, grouped across the events in flight.
-    pub subscribers: Grouped<SubscribedEndpoints>,
+    /// The per-event lookup, from memory that endpoint changes keep fresh, and the per-event
+    /// write, grouped across the events in flight.
+    pub subscribers: CachedSubscribers,
     pub deliveries: Grouped<CreateDeliveries>,
     pub visits: Grouped<CountVisits>,
     pub publisher: Arc<Publisher>,

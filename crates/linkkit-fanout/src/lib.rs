@@ -8,6 +8,9 @@
 //! Postgres are found again (unique per event × endpoint) and duplicate jobs are absorbed by the
 //! senders' idempotency keys.
 //!
+//! Which endpoints subscribe to an event is answered from memory that every endpoint change
+//! drops as it commits (see `linkkit_store::endpoint_cache`).
+//!
 //! A job for an endpoint that a sender is parking (its circuit open, or stuck) goes straight to
 //! the retry queue the sender would have parked it in (see `linkkit_cache::parked`).
 
@@ -22,6 +25,7 @@ use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
 use linkkit_cache::parked::ParkedEndpoints;
 use linkkit_cache::{Idempotency, Redis};
 use linkkit_core::retry::RetrySchedule;
+use linkkit_store::endpoint_cache::{follow_endpoint_changes, CachedSubscribers};
 use linkkit_store::group::{GroupLimits, Grouped};
 use linkkit_store::worker_queries::{CountVisits, CreateDeliveries, SubscribedEndpoints};
 use linkkit_store::PgPool;
@@ -50,7 +54,10 @@ pub async fn run(
     let namespace = topology.namespace.clone();
     let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
     let handler = Arc::new(FanoutHandler {
-        subscribers: Grouped::new(SubscribedEndpoints(pool.clone()), GroupLimits::default()),
+        subscribers: CachedSubscribers::new(
+            SubscribedEndpoints(pool.clone()),
+            GroupLimits::default(),
+        ),
         deliveries: Grouped::new(CreateDeliveries(pool.clone()), GroupLimits::default()),
         visits: Grouped::new(CountVisits(pool.clone()), GroupLimits::default()),
         publisher: publisher.clone(),
@@ -69,10 +76,17 @@ pub async fn run(
     let retiring = {
         let (broker, topology) = (broker.clone(), topology.clone());
         let (publisher, shutdown) = (publisher.clone(), shutdown.clone());
+        let pool = pool.clone();
         async move { legacy_counters::keep_retired(broker, topology, pool, &publisher, shutdown).await }
     };
+    let following = follow_endpoint_changes(
+        pool.clone(),
+        vec![Box::new(handler.subscribers.clone())],
+        shutdown.clone(),
+    );
     tokio::join!(
         retiring,
+        following,
         handler.parked.keep_fresh(parked, shutdown.clone()),
         run_consumer(
             broker,

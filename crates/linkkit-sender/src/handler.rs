@@ -11,9 +11,10 @@ use linkkit_core::retry::{decide, Decision};
 use linkkit_core::signing::WebhookSecret;
 use linkkit_core::{DeliveryJob, EndpointId, Namespace};
 use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
+use linkkit_store::endpoint_cache::CachedEndpoints;
 use linkkit_store::endpoints::{self, EndpointRow};
 use linkkit_store::group::Grouped;
-use linkkit_store::worker_queries::{EndpointById, RecordAttempts};
+use linkkit_store::worker_queries::RecordAttempts;
 use linkkit_store::PgPool;
 use reqwest::Client;
 
@@ -35,8 +36,9 @@ const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct SenderHandler {
     pub client: Client,
     pub pool: PgPool,
-    /// The per-job lookup and write, grouped across the jobs in flight.
-    pub endpoints: Grouped<EndpointById>,
+    /// The per-job lookup, from memory that endpoint changes keep fresh, and the per-job write,
+    /// grouped across the jobs in flight.
+    pub endpoints: CachedEndpoints,
     pub attempts: Grouped<RecordAttempts>,
     pub publisher: Arc<Publisher>,
     pub idempotency: Idempotency,
@@ -199,7 +201,7 @@ impl SenderHandler {
                 self.dead_letter(job, reason, "exhausted").await?;
                 Ok(Settled::Finished)
             }
-            Decision::Retry(_) if self.failing_too_long(&endpoint) => {
+            Decision::Retry(_) if self.failing_too_long(job, &endpoint).await? => {
                 self.record(job, &outcome, DeliveryStatus::Dead, None)
                     .await?;
                 let reason = format!(
@@ -231,11 +233,27 @@ impl SenderHandler {
         }
     }
 
-    fn failing_too_long(&self, endpoint: &EndpointRow) -> bool {
-        let healthy_since = endpoint.last_success_at.unwrap_or(endpoint.created_at);
+    /// Whether every delivery to the endpoint has failed for `disable_after`. The cached row's
+    /// `last_success_at` may be older than Postgres's (it is not announced as a change), so a
+    /// "yes" is confirmed on a fresh read before anything is disabled.
+    async fn failing_too_long(
+        &self,
+        job: &DeliveryJob,
+        cached: &EndpointRow,
+    ) -> Result<bool, String> {
         let limit = chrono::Duration::from_std(self.settings.disable_after)
             .unwrap_or(chrono::Duration::MAX);
-        Utc::now() - healthy_since > limit
+        let failing = |endpoint: &EndpointRow| {
+            let healthy_since = endpoint.last_success_at.unwrap_or(endpoint.created_at);
+            Utc::now() - healthy_since > limit
+        };
+        if !failing(cached) {
+            return Ok(false);
+        }
+        let fresh = endpoints::get(&self.pool, &job.workspace_id, &job.endpoint_id)
+            .await
+            .map_err(|e| format!("endpoint lookup failed: {e}"))?;
+        Ok(fresh.as_ref().is_some_and(failing))
     }
 
     async fn record(

@@ -5,7 +5,9 @@
 //! Postgres, and the retry or dead-letter copy confirmed by the broker. The Redis key of the
 //! delivery (per generation) is claimed before the POST and marked done after it, so a
 //! redelivered or duplicated job is never POSTed twice and two senders never POST the same job
-//! at once. One slow endpoint only ever holds one of the many attempts in flight.
+//! at once. One slow endpoint only ever holds one of the many attempts in flight. A job's
+//! endpoint (URL, secrets, enabled) is read from memory that every endpoint change drops as it
+//! commits (see `linkkit_store::endpoint_cache`).
 
 mod attempt;
 mod breaker;
@@ -24,6 +26,7 @@ use linkkit_cache::parked::ParkedEndpoints;
 use linkkit_cache::{Idempotency, Redis};
 use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::RetrySchedule;
+use linkkit_store::endpoint_cache::{follow_endpoint_changes, CachedEndpoints};
 use linkkit_store::group::{GroupLimits, Grouped};
 use linkkit_store::worker_queries::{EndpointById, RecordAttempts};
 use linkkit_store::PgPool;
@@ -73,7 +76,7 @@ pub async fn run(
         client: build_client(&settings),
         guards: EndpointGuards::new(settings.endpoint_concurrency),
         notices: ParkingNotices::new(ParkedEndpoints::new(redis.clone(), &namespace)),
-        endpoints: Grouped::new(EndpointById(pool.clone()), GroupLimits::default()),
+        endpoints: CachedEndpoints::new(EndpointById(pool.clone()), GroupLimits::default()),
         attempts: Grouped::new(RecordAttempts(pool.clone()), GroupLimits::default()),
         pool,
         publisher: publisher.clone(),
@@ -81,5 +84,13 @@ pub async fn run(
         namespace,
         settings,
     });
-    run_consumer(broker, topology, consumer, publisher, handler, shutdown).await;
+    let following = follow_endpoint_changes(
+        handler.pool.clone(),
+        vec![Box::new(handler.endpoints.clone())],
+        shutdown.clone(),
+    );
+    tokio::join!(
+        following,
+        run_consumer(broker, topology, consumer, publisher, handler, shutdown)
+    );
 }

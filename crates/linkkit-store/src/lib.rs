@@ -6,6 +6,7 @@
 //! workspace can never reach another's rows.
 
 pub mod deliveries;
+pub mod endpoint_cache;
 pub mod endpoints;
 mod error;
 pub mod group;

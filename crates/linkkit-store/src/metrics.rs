@@ -1,9 +1,14 @@
 //! Metrics of the grouped queries (see `group`): how many rows each statement carried and how
-//! long it took, so an operator sees whether grouping is working and what Postgres costs.
+//! long it took, so an operator sees whether grouping is working and what Postgres costs; and
+//! of the endpoint cache (see `endpoint_cache`): how often it answers, and whether it follows
+//! changes.
 
 use std::sync::LazyLock;
 
-use prometheus::{register_histogram_vec, HistogramVec};
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
+    IntCounterVec, IntGauge,
+};
 
 pub static GROUP_ROWS: LazyLock<HistogramVec> = LazyLock::new(|| {
     register_histogram_vec!(
@@ -32,3 +37,23 @@ pub fn init(queries: &[&str]) {
         GROUP_DURATION.with_label_values(&[query]);
     }
 }
+
+pub static ENDPOINT_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_endpoint_cache_lookups_total",
+        "Endpoint lookups of the workers, by query and by how they were answered: `hit` from \
+         memory, `miss` from Postgres then kept, `bypass` from Postgres while changes cannot be \
+         followed.",
+        &["query", "outcome"]
+    )
+    .expect("metric registers once")
+});
+
+pub static ENDPOINT_CHANGES_FOLLOWED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "linkkit_endpoint_changes_followed",
+        "1 while this process listens for endpoint changes and answers endpoint lookups from \
+         memory; 0 while it cannot (every lookup then goes to Postgres)."
+    )
+    .expect("metric registers once")
+});
