@@ -199,6 +199,9 @@ impl<Q: EndpointQuery> FollowsEndpointChanges for CachedQuery<Q> {
         freshness.generation += 1;
         freshness.listening = listening;
         self.inner.answers.invalidate_all();
+        ENDPOINT_CHANGES_FOLLOWED
+            .with_label_values(&[Q::NAME])
+            .set(i64::from(listening));
     }
 }
 
@@ -209,10 +212,7 @@ pub async fn follow_endpoint_changes(
     caches: Vec<Box<dyn FollowsEndpointChanges>>,
     shutdown: CancellationToken,
 ) {
-    let restart = |listening: bool| {
-        ENDPOINT_CHANGES_FOLLOWED.set(i64::from(listening));
-        caches.iter().for_each(|cache| cache.restart(listening));
-    };
+    let restart = |listening: bool| caches.iter().for_each(|cache| cache.restart(listening));
     while !shutdown.is_cancelled() {
         match listen(&pool).await {
             Ok(mut listener) => {

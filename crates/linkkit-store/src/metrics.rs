@@ -6,8 +6,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
-    IntCounterVec, IntGauge,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
+    IntCounterVec, IntGaugeVec,
 };
 
 pub static GROUP_ROWS: LazyLock<HistogramVec> = LazyLock::new(|| {
@@ -49,11 +49,20 @@ pub static ENDPOINT_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-pub static ENDPOINT_CHANGES_FOLLOWED: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!(
+pub static ENDPOINT_CHANGES_FOLLOWED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
         "linkkit_endpoint_changes_followed",
-        "1 while this process listens for endpoint changes and answers endpoint lookups from \
-         memory; 0 while it cannot (every lookup then goes to Postgres)."
+        "1 while the cache of a query follows endpoint changes and answers from memory; 0 \
+         while it cannot (its lookups then go to Postgres).",
+        &["query"]
     )
     .expect("metric registers once")
 });
+
+/// Registers the series of the endpoint cache of `query`, at zero (not following yet).
+pub fn init_endpoint_cache(query: &str) {
+    for outcome in ["hit", "miss", "bypass"] {
+        ENDPOINT_CACHE_LOOKUPS.with_label_values(&[query, outcome]);
+    }
+    ENDPOINT_CHANGES_FOLLOWED.with_label_values(&[query]);
+}

@@ -329,9 +329,11 @@ fn init_metrics(service: Service, config: &Config) {
     if service.includes(Service::Fanout) {
         linkkit_fanout::metrics::init();
         linkkit_store::metrics::init(&["subscribed_endpoints", "create_deliveries"]);
+        linkkit_store::metrics::init_endpoint_cache("subscribed_endpoints");
     }
     if service.includes(Service::Sender) {
         linkkit_sender::metrics::init(config.retry_schedule.max_attempts());
         linkkit_store::metrics::init(&["endpoint_by_id", "record_attempts"]);
+        linkkit_store::metrics::init_endpoint_cache("endpoint_by_id");
     }
 }
