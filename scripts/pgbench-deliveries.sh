@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures PostgreSQL alone on the statements the workers write per delivery (BENCHMARKS.md,
-# section of 2026-12-02): a scratch database with every migration, one workspace and one
-# endpoint, then pgbench running crates/linkkit-bench/pgbench/delivery_statements.sql
+# section of 2026-12-02): a scratch database with every migration, one workspace, one
+# endpoint and one link, then pgbench running crates/linkkit-bench/pgbench/delivery_statements.sql
 # (32 deliveries a transaction). Prints pgbench's transactions/s.
 # Usage: scripts/pgbench-deliveries.sh [seconds] [clients]   (default 15 s, 4 clients)
 set -euo pipefail
@@ -17,6 +17,8 @@ for migration in crates/linkkit-store/migrations/*.sql; do
 done
 psql_ -d "$db" -c "INSERT INTO workspaces (id, name) VALUES ('ws_1', 'bench');
   INSERT INTO endpoints (id, workspace_id, url, events, secret, created_at, updated_at)
-  VALUES ('ep_1', 'ws_1', 'http://127.0.0.1/', ARRAY['link.clicked'], 'whsec_x', now(), now())"
+  VALUES ('ep_1', 'ws_1', 'http://127.0.0.1/', ARRAY['link.clicked'], 'whsec_x', now(), now());
+  INSERT INTO links (id, workspace_id, slug, destination_url, created_at, updated_at)
+  VALUES ('lnk_1', 'ws_1', 'bench', 'https://example.com/', now(), now())"
 pgbench -U postgres -h 127.0.0.1 -n -f crates/linkkit-bench/pgbench/delivery_statements.sql \
   -c "$clients" -j 2 -T "$seconds" "$db" | grep -E "^(tps|latency average)"

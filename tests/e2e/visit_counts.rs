@@ -9,7 +9,7 @@ use lapin::types::FieldTable;
 use linkkit::Service;
 use linkkit_bus::{Broker, Outgoing, Publisher, WORKSPACE_HEADER};
 use linkkit_core::{Envelope, EventType};
-use linkkit_tests::{eventually, user_agents, TestEnv, TestWorkspace};
+use linkkit_tests::{eventually, user_agents, Receiver, TestEnv, TestWorkspace};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -105,6 +105,75 @@ async fn a_click_published_twice_counts_once_and_never_on_another_workspaces_lin
     .await;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(visits(&acme, &link_id).await, (2, 0));
+    env.stop().await;
+}
+
+/// With an endpoint subscribed, a visit is counted in the statement that stores its event, and
+/// only by the statement that stores it: a copy that comes back after its done marker is gone
+/// (a worker that died after storing the event, a Redis that lost its keys) counts nothing; and
+/// never on another workspace's link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_subscriber_a_visit_counts_once_even_when_its_done_marker_is_lost() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    acme.api
+        .add_endpoint(&receiver.url, &["link.clicked", "qr.scanned"])
+        .await;
+    let link_id = add_link(&acme, "subscribed").await;
+    let click = visit_event(EventType::LinkClicked, &link_id);
+    let scan = visit_event(EventType::QrScanned, &link_id);
+    env.publish_events(&acme.id, &[click.clone(), scan.clone()])
+        .await;
+    receiver.wait_for(2, DEADLINE).await;
+    eventually("a click and a scan counted", DEADLINE, || async {
+        (visits(&acme, &link_id).await == (1, 1)).then_some(())
+    })
+    .await;
+
+    // Forget the fan-out's done markers, as a Redis that lost its keys would.
+    let redis_url = &env.variables["LINKKIT_REDIS_URL"];
+    let mut redis = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for event in [&click, &scan] {
+        let key = env
+            .config
+            .namespace
+            .redis_key(&["fanout", event.id.as_str()]);
+        let removed: i64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(removed, 1, "the done marker {key} existed");
+    }
+    let fanned_out_before = fanned_out(&env, "fanned_out").await;
+    env.publish_events(&acme.id, &[click, scan]).await;
+    eventually("both copies fanned out again", DEADLINE, || async {
+        (fanned_out(&env, "fanned_out").await >= fanned_out_before + 2).then_some(())
+    })
+    .await;
+    // Another workspace's event naming Acme's link, delivered to its own endpoint, must not
+    // move Acme's counts.
+    let globex = env.create_workspace("Globex").await;
+    let globex_receiver = Receiver::start().await;
+    globex
+        .api
+        .add_endpoint(&globex_receiver.url, &["link.clicked"])
+        .await;
+    env.publish_events(&globex.id, &[visit_event(EventType::LinkClicked, &link_id)])
+        .await;
+    globex_receiver.wait_for(1, DEADLINE).await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(visits(&acme, &link_id).await, (1, 1), "counted once");
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "the republished jobs were absorbed by the senders"
+    );
     env.stop().await;
 }
 

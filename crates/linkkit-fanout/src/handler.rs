@@ -1,5 +1,5 @@
 //! One event → one job per subscribed endpoint, and for a click or a scan, one more on its
-//! link's counters.
+//! link's counters (in the statement that stores the event, when any endpoint subscribes).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use linkkit_bus::{
 use linkkit_cache::{Idempotency, NextAction};
 use linkkit_core::retry::RetrySchedule;
 use linkkit_core::{DeliveryJob, EndpointId, Envelope, EventType, LinkId, Namespace, WorkspaceId};
+use linkkit_store::deliveries::NewEvent;
 use linkkit_store::endpoint_cache::CachedSubscribers;
 use linkkit_store::group::Grouped;
 use linkkit_store::links::{Visit, VisitKind};
@@ -25,6 +26,14 @@ use crate::parked_view::ParkedView;
 const CLAIM_TTL: Duration = Duration::from_secs(60);
 /// How long a fanned-out event is remembered, to absorb republished duplicates.
 const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What became of an event's jobs.
+enum Jobs {
+    /// Stored with the event (and its visit counted) and confirmed by the broker.
+    Published,
+    /// No endpoint subscribes: nothing was stored.
+    NoSubscribers,
+}
 
 #[derive(Debug)]
 pub struct FanoutHandler {
@@ -81,12 +90,22 @@ impl FanoutHandler {
                 false
             }
         };
-        // Jobs first, the count second: a count that fails sends the event round again, and
-        // its jobs are then absorbed as duplicates, so a visit is never counted twice for it.
-        let mut outcome = self.publish_jobs(workspace_id, event, occurred_at).await;
-        if matches!(outcome, Handled::Done) {
-            outcome = self.count_visit(workspace_id, event).await;
-        }
+        // A click or a scan is counted with the deliveries, in the statement that stores the
+        // event, and only if it stores it: a visit counts once however often its event comes.
+        // An event no endpoint subscribes to is not stored; its visit is counted on its own,
+        // after the (absent) jobs, and the done marker keeps a redelivered copy from counting.
+        let visit = visit_of(workspace_id, event);
+        let outcome = match self
+            .publish_jobs(workspace_id, event, occurred_at, visit.clone())
+            .await
+        {
+            Ok(Jobs::Published) => Handled::Done,
+            Ok(Jobs::NoSubscribers) => match visit {
+                Some(visit) => self.count_visit(visit).await,
+                None => Handled::Done,
+            },
+            Err(reason) => Handled::Requeue(reason),
+        };
         if claimed {
             let marked = match &outcome {
                 Handled::Done => self.idempotency.finish(&key, DONE_TTL).await,
@@ -99,11 +118,8 @@ impl FanoutHandler {
         outcome
     }
 
-    /// Adds a click or a scan to its link's counters; other events count nothing.
-    async fn count_visit(&self, workspace_id: &WorkspaceId, event: &Envelope) -> Handled {
-        let Some(visit) = visit_of(workspace_id, event) else {
-            return Handled::Done;
-        };
+    /// Adds the visit of an event stored nowhere to its link's counters.
+    async fn count_visit(&self, visit: Visit) -> Handled {
         let kind = visit.kind;
         match self.visits.run(visit).await {
             Ok(()) => {
@@ -114,37 +130,44 @@ impl FanoutHandler {
         }
     }
 
+    /// Stores the event with its deliveries (and counts its visit), then publishes one job per
+    /// enabled subscriber and waits for every confirm. `Err`: the reason to requeue the event.
     async fn publish_jobs(
         &self,
         workspace_id: &WorkspaceId,
         event: &Envelope,
         occurred_at: DateTime<Utc>,
-    ) -> Handled {
-        let subscribed = match self
+        visit: Option<Visit>,
+    ) -> Result<Jobs, String> {
+        let subscribers = self
             .subscribers
             .run((workspace_id.clone(), event.event))
             .await
-        {
-            Ok(subscribed) => subscribed,
-            Err(error) => return Handled::Requeue(format!("endpoint lookup failed: {error}")),
-        };
-        if subscribed.enabled.is_empty() && subscribed.disabled.is_empty() {
+            .map_err(|error| format!("endpoint lookup failed: {error}"))?;
+        if subscribers.enabled.is_empty() && subscribers.disabled.is_empty() {
             EVENTS_FANNED_OUT
                 .with_label_values(&["no_subscribers"])
                 .inc();
-            return Handled::Done;
+            return Ok(Jobs::NoSubscribers);
         }
-        let created = match self
+        let visit_kind = visit.as_ref().map(|visit| visit.kind);
+        let stored = self
             .deliveries
-            .run((workspace_id.clone(), event.clone(), subscribed))
+            .run(NewEvent {
+                workspace_id: workspace_id.clone(),
+                event: event.clone(),
+                subscribers,
+                visit,
+            })
             .await
-        {
-            Ok(created) => created,
-            Err(error) => return Handled::Requeue(format!("recording deliveries failed: {error}")),
-        };
+            .map_err(|error| format!("recording deliveries failed: {error}"))?;
+        if let (Some(kind), true) = (visit_kind, stored.first_time) {
+            VISITS_COUNTED.with_label_values(&[kind.as_str()]).inc();
+        }
         let now = Utc::now();
         let mut parked = 0;
-        let jobs: Vec<Outgoing> = created
+        let jobs: Vec<Outgoing> = stored
+            .deliveries
             .into_iter()
             .map(|(delivery_id, endpoint_id)| {
                 let job = DeliveryJob {
@@ -165,14 +188,15 @@ impl FanoutHandler {
                 }
             })
             .collect();
-        if let Err(error) = self.publisher.publish_all(&jobs).await {
-            return Handled::Requeue(format!("publishing jobs failed: {error}"));
-        }
+        self.publisher
+            .publish_all(&jobs)
+            .await
+            .map_err(|error| format!("publishing jobs failed: {error}"))?;
         JOBS_FANNED_OUT.inc_by(jobs.len() as u64);
         JOBS_PARKED.inc_by(parked);
         EVENTS_FANNED_OUT.with_label_values(&["fanned_out"]).inc();
         tracing::debug!(jobs = jobs.len(), "event fanned out");
-        Handled::Done
+        Ok(Jobs::Published)
     }
 
     /// The retry queue a new job of `endpoint` goes to while a sender is parking its jobs: the

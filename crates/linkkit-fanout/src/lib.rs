@@ -1,6 +1,7 @@
 //! Fan-out workers: one raw event from `{ns}.fanout` becomes one delivery job per enabled
 //! endpoint of its workspace subscribed to its type; a click or a scan is also added to its
-//! link's `clicks` or `scans`, in one grouped `UPDATE` for the visits in flight.
+//! link's `clicks` or `scans`: in the statement that stores the event and its deliveries, once
+//! per event, or, when no endpoint subscribes, in one grouped `UPDATE` for the visits in flight.
 //!
 //! Order of effects, so nothing is lost: deliveries are recorded in Postgres, every job is
 //! published and confirmed, the event's Redis key is marked done, and only then is the message

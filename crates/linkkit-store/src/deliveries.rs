@@ -7,6 +7,7 @@ use linkkit_core::{DeliveryId, EndpointId, Envelope, WorkspaceId};
 use sqlx::PgPool;
 
 use crate::endpoints::Subscribers;
+use crate::links::Visit;
 use crate::{Page, StoreError};
 
 /// Where a delivery stands (SPEC §5).
@@ -66,6 +67,25 @@ const COLUMNS: &str =
     "id, generation, workspace_id, event_id, event_type, endpoint_id, status, attempt_count, \
                        next_attempt_at, created_at, delivered_at";
 
+/// An event to store, with the endpoints it goes to and, for a click or a scan, its visit.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub workspace_id: WorkspaceId,
+    pub event: Envelope,
+    pub subscribers: Subscribers,
+    /// Counted on its link in the same statement, the first time the event is stored only.
+    pub visit: Option<Visit>,
+}
+
+/// What storing a [`NewEvent`] made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The delivery of each enabled subscriber (made now, or found from an earlier time).
+    pub deliveries: Vec<(DeliveryId, EndpointId)>,
+    /// False when the event had been stored before: its visit was counted then.
+    pub first_time: bool,
+}
+
 /// Stores the event with one delivery per subscriber — `pending` for enabled endpoints, `dead`
 /// for disabled ones (replayable once they are enabled) — and returns the delivery id of each
 /// enabled endpoint. Running it again for the same event finds the deliveries made the first
@@ -76,23 +96,36 @@ pub async fn create_for_event(
     event: &Envelope,
     subscribers: &Subscribers,
 ) -> Result<Vec<(DeliveryId, EndpointId)>, StoreError> {
-    let one = [(workspace_id.clone(), event.clone(), subscribers.clone())];
+    let one = [NewEvent {
+        workspace_id: workspace_id.clone(),
+        event: event.clone(),
+        subscribers: subscribers.clone(),
+        visit: None,
+    }];
     Ok(create_for_events(pool, &one)
         .await?
         .pop()
-        .unwrap_or_default())
+        .unwrap_or_default()
+        .deliveries)
 }
 
-/// [`create_for_event`] for many events in one statement (one round trip, one commit); one
-/// answer per event, in order.
+/// [`create_for_event`] for many events in one statement (one round trip, one commit), each
+/// visit counted on its link (of the same workspace) if its event is stored for the first time,
+/// so a visit counts once however often its event comes; one answer per event, in order. An
+/// event needs one subscriber at least, enabled or not, to be stored.
 pub async fn create_for_events(
     pool: &PgPool,
-    events_and_subscribers: &[(WorkspaceId, Envelope, Subscribers)],
-) -> Result<Vec<Vec<(DeliveryId, EndpointId)>>, StoreError> {
+    new_events: &[NewEvent],
+) -> Result<Vec<StoredEvent>, StoreError> {
     let mut events = EventColumns::default();
     let mut rows = DeliveryColumns::default();
-    for (workspace_id, event, subscribers) in events_and_subscribers {
+    let mut visits = VisitColumns::default();
+    for new in new_events {
+        let (workspace_id, event, subscribers) = (&new.workspace_id, &new.event, &new.subscribers);
         events.push(workspace_id, event);
+        if let Some(visit) = &new.visit {
+            visits.push(event, visit);
+        }
         for (endpoint, status) in subscribers
             .enabled
             .iter()
@@ -108,16 +141,30 @@ pub async fn create_for_events(
         }
     }
     // The no-op update makes RETURNING report deliveries that already existed, with their old
-    // ids.
-    let created: Vec<(String, String, String)> = sqlx::query_as(
+    // ids. Every sub-statement sees the same snapshot, so `first_time` is whether this statement
+    // stored the event.
+    let created: Vec<(String, String, String, bool)> = sqlx::query_as(
         "WITH stored_events AS ( \
              INSERT INTO events (id, workspace_id, event_type, payload) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) \
-             ON CONFLICT (id) DO NOTHING) \
+             ON CONFLICT (id) DO NOTHING \
+             RETURNING id), \
+         first_visits AS ( \
+             SELECT v.workspace_id, v.link_id, \
+                    count(*) FILTER (WHERE v.kind = 'click') AS clicks, \
+                    count(*) FILTER (WHERE v.kind = 'scan') AS scans \
+             FROM UNNEST($11::text[], $12::text[], $13::text[], $14::text[]) \
+                  AS v(event_id, workspace_id, link_id, kind) \
+             WHERE v.event_id IN (SELECT id FROM stored_events) \
+             GROUP BY v.workspace_id, v.link_id), \
+         counted AS ( \
+             UPDATE links SET clicks = links.clicks + f.clicks, scans = links.scans + f.scans \
+             FROM first_visits f \
+             WHERE links.id = f.link_id AND links.workspace_id = f.workspace_id) \
          INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
          SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id \
-         RETURNING id, event_id, endpoint_id",
+         RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events)",
     )
     .bind(&events.ids)
     .bind(&events.workspace_ids)
@@ -129,31 +176,64 @@ pub async fn create_for_events(
     .bind(&rows.event_types)
     .bind(&rows.endpoint_ids)
     .bind(&rows.statuses)
+    .bind(&visits.event_ids)
+    .bind(&visits.workspace_ids)
+    .bind(&visits.link_ids)
+    .bind(&visits.kinds)
     .fetch_all(pool)
     .await?;
-    let mut by_event: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
-    for (delivery, event, endpoint) in &created {
-        by_event
-            .entry(event.as_str())
-            .or_default()
-            .push((delivery, endpoint));
+    /// Delivery and endpoint ids of one event's rows, and whether it was stored now.
+    type EventRows<'a> = (Vec<(&'a str, &'a str)>, bool);
+    let mut by_event: HashMap<&str, EventRows> = HashMap::new();
+    for (delivery, event, endpoint, first_time) in &created {
+        let (rows, stored_now) = by_event.entry(event.as_str()).or_default();
+        rows.push((delivery, endpoint));
+        *stored_now |= *first_time;
     }
-    Ok(events_and_subscribers
+    Ok(new_events
         .iter()
-        .map(|(_, event, subscribers)| {
-            let rows = by_event.get(event.id.as_str()).map(Vec::as_slice);
-            rows.unwrap_or_default()
+        .map(|new| {
+            let Some((rows, first_time)) = by_event.get(new.event.id.as_str()) else {
+                return StoredEvent::default();
+            };
+            let deliveries = rows
                 .iter()
                 .filter_map(|(delivery, endpoint)| {
                     let endpoint = EndpointId::parse(endpoint).ok()?;
-                    subscribers
+                    new.subscribers
                         .enabled
                         .contains(&endpoint)
                         .then_some((DeliveryId::parse(delivery).ok()?, endpoint))
                 })
-                .collect()
+                .collect();
+            StoredEvent {
+                deliveries,
+                first_time: *first_time,
+            }
         })
         .collect())
+}
+
+/// The visits of a group, one row per event (an event twice in a group counts once).
+#[derive(Default)]
+struct VisitColumns {
+    event_ids: Vec<String>,
+    workspace_ids: Vec<String>,
+    link_ids: Vec<String>,
+    kinds: Vec<&'static str>,
+}
+
+impl VisitColumns {
+    fn push(&mut self, event: &Envelope, visit: &Visit) {
+        let event_id = event.id.to_string();
+        if self.event_ids.contains(&event_id) {
+            return;
+        }
+        self.event_ids.push(event_id);
+        self.workspace_ids.push(visit.workspace_id.to_string());
+        self.link_ids.push(visit.link_id.to_string());
+        self.kinds.push(visit.kind.as_str());
+    }
 }
 
 #[derive(Default)]

@@ -2,10 +2,10 @@
 //! [`crate::group`]): whatever concurrent handlers ask at the same moment becomes one statement.
 //! The statements themselves live with their tables, in `endpoints`, `deliveries` and `links`.
 
-use linkkit_core::{DeliveryId, EndpointId, Envelope, EventType, WorkspaceId};
+use linkkit_core::{DeliveryId, EndpointId, EventType, WorkspaceId};
 use sqlx::PgPool;
 
-use crate::deliveries::{self, AttemptRecord};
+use crate::deliveries::{self, AttemptRecord, NewEvent, StoredEvent};
 use crate::endpoints::{self, EndpointRow, Subscribers};
 use crate::group::GroupQuery;
 use crate::links::{self, Visit};
@@ -39,20 +39,17 @@ impl GroupQuery for EndpointById {
     }
 }
 
-/// Stores an event and its deliveries (fan-out); answers the delivery of each enabled
-/// subscriber.
+/// Stores an event and its deliveries, and counts its visit the first time (fan-out); answers
+/// the delivery of each enabled subscriber.
 #[derive(Debug, Clone)]
 pub struct CreateDeliveries(pub PgPool);
 
 impl GroupQuery for CreateDeliveries {
     const NAME: &'static str = "create_deliveries";
-    type Input = (WorkspaceId, Envelope, Subscribers);
-    type Output = Vec<(DeliveryId, EndpointId)>;
+    type Input = NewEvent;
+    type Output = StoredEvent;
 
-    async fn run(
-        &self,
-        inputs: &[Self::Input],
-    ) -> Result<Vec<Vec<(DeliveryId, EndpointId)>>, StoreError> {
+    async fn run(&self, inputs: &[NewEvent]) -> Result<Vec<StoredEvent>, StoreError> {
         deliveries::create_for_events(&self.0, inputs).await
     }
 }
@@ -72,7 +69,8 @@ impl GroupQuery for RecordAttempts {
     }
 }
 
-/// Adds a click or a scan to its link's counters (fan-out).
+/// Adds a click or a scan to its link's counters (fan-out, for an event no endpoint subscribes
+/// to; otherwise [`CreateDeliveries`] counts it).
 #[derive(Debug, Clone)]
 pub struct CountVisits(pub PgPool);
 
