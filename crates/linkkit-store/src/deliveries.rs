@@ -141,8 +141,10 @@ pub async fn create_for_events(
         }
     }
     // The no-op update makes RETURNING report deliveries that already existed, with their old
-    // ids. Every sub-statement sees the same snapshot, so `first_time` is whether this statement
-    // stored the event.
+    // ids. `stored_events` holds only the events this statement inserted (an insert racing
+    // another's waits for it, then does nothing), so `first_time` is whether it stored the
+    // event. The links are locked in id order, as `links::add_visits` does, so two statements
+    // counting on the same links never deadlock.
     let created: Vec<(String, String, String, bool)> = sqlx::query_as(
         "WITH stored_events AS ( \
              INSERT INTO events (id, workspace_id, event_type, payload) \
@@ -157,9 +159,13 @@ pub async fn create_for_events(
                   AS v(event_id, workspace_id, link_id, kind) \
              WHERE v.event_id IN (SELECT id FROM stored_events) \
              GROUP BY v.workspace_id, v.link_id), \
+         locked_links AS ( \
+             SELECT l.id FROM links l JOIN first_visits f \
+                  ON l.id = f.link_id AND l.workspace_id = f.workspace_id \
+             ORDER BY l.id FOR UPDATE OF l), \
          counted AS ( \
              UPDATE links SET clicks = links.clicks + f.clicks, scans = links.scans + f.scans \
-             FROM first_visits f \
+             FROM first_visits f JOIN locked_links k ON k.id = f.link_id \
              WHERE links.id = f.link_id AND links.workspace_id = f.workspace_id) \
          INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
          SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
@@ -214,7 +220,8 @@ pub async fn create_for_events(
         .collect())
 }
 
-/// The visits of a group, one row per event (an event twice in a group counts once).
+/// The visits of a group, one row per event. (An event twice in one group fails the statement,
+/// which then runs again row by row; keeping one row per event keeps the count right anyway.)
 #[derive(Default)]
 struct VisitColumns {
     event_ids: Vec<String>,

@@ -17,6 +17,7 @@
 //!   just dropped.
 //!
 //! Entries also expire after [`TIME_TO_LIVE`], a bound on any staleness this reasoning missed.
+//! A listening connection that silently stops answering is caught by a heartbeat query.
 
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,12 @@ pub const TIME_TO_LIVE: Duration = Duration::from_secs(60);
 const CAPACITY: u64 = 100_000;
 /// The wait before listening again after the connection is lost.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How often the listening connection is asked to answer, and how long it has to.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Named after the channel, so the listening session is recognisable in `pg_stat_activity`
+/// whichever statement it ran last.
+const HEARTBEAT_QUERY: &str = "SELECT 1 AS linkkit_endpoint_changes_heartbeat";
 
 /// One endpoint that was created, changed or deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,43 +221,66 @@ pub async fn follow_endpoint_changes(
 ) {
     let restart = |listening: bool| caches.iter().for_each(|cache| cache.restart(listening));
     while !shutdown.is_cancelled() {
-        match listen(&pool).await {
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            connected = listen(&pool) => connected,
+        };
+        let lost = match connected {
             Ok(mut listener) => {
                 restart(true);
-                let lost = loop {
-                    let next = tokio::select! {
-                        _ = shutdown.cancelled() => break None,
-                        next = listener.try_recv() => next,
-                    };
-                    match next {
-                        Ok(Some(notification)) => {
-                            match EndpointChange::parse(notification.payload()) {
-                                Some(change) => {
-                                    caches.iter().for_each(|cache| cache.changed(&change));
-                                }
-                                None => {
-                                    tracing::warn!(payload = notification.payload(), "an endpoint change announcement that does not parse; dropping every cached endpoint");
-                                    restart(true);
-                                }
-                            }
-                        }
-                        Ok(None) => break Some("the connection was lost".to_owned()),
-                        Err(error) => break Some(error.to_string()),
-                    }
-                };
+                let lost = follow(&mut listener, &caches, &shutdown).await;
                 restart(false);
-                if let Some(reason) = lost {
-                    tracing::warn!(reason, "stopped following endpoint changes; endpoint lookups go to Postgres until it listens again");
-                }
+                lost
             }
-            Err(error) => {
-                restart(false);
-                tracing::warn!(error = %error, "cannot listen for endpoint changes; endpoint lookups go to Postgres");
-            }
+            Err(error) => Some(format!("cannot listen: {error}")),
+        };
+        if let Some(reason) = lost {
+            tracing::warn!(reason, "not following endpoint changes; endpoint lookups go to Postgres until it listens again");
         }
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+        }
+    }
+}
+
+/// Applies every announcement until the connection fails (`Some(reason)`) or `shutdown`
+/// fires (`None`). A connection that stops answering without closing (a half-open socket
+/// after a failover) is found by a query every [`HEARTBEAT`], so it cannot leave the caches
+/// believing they follow changes for longer than that.
+async fn follow(
+    listener: &mut PgListener,
+    caches: &[Box<dyn FollowsEndpointChanges>],
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = heartbeat.tick() => {
+                // Announcements that arrive meanwhile are buffered by the listener.
+                let answered =
+                    tokio::time::timeout(HEARTBEAT_TIMEOUT, sqlx::query(HEARTBEAT_QUERY).execute(&mut *listener)).await;
+                match answered {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(error)) => return Some(format!("the heartbeat failed: {error}")),
+                    Err(_) => return Some("the heartbeat went unanswered".to_owned()),
+                }
+            }
+            next = listener.try_recv() => next,
+        };
+        match next {
+            Ok(Some(notification)) => match EndpointChange::parse(notification.payload()) {
+                Some(change) => caches.iter().for_each(|cache| cache.changed(&change)),
+                None => {
+                    tracing::warn!(payload = notification.payload(), "an endpoint change announcement that does not parse; dropping every cached endpoint");
+                    caches.iter().for_each(|cache| cache.restart(true));
+                }
+            },
+            Ok(None) => return Some("the connection was lost".to_owned()),
+            Err(error) => return Some(error.to_string()),
         }
     }
 }

@@ -42,8 +42,8 @@ pub static ENDPOINT_CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_endpoint_cache_lookups_total",
         "Endpoint lookups of the workers, by query and by how they were answered: `hit` from \
-         memory, `miss` from Postgres then kept, `bypass` from Postgres while changes cannot be \
-         followed.",
+         memory, `miss` from Postgres then kept (unless a change arrived meanwhile), `bypass` \
+         from Postgres while changes cannot be followed.",
         &["query", "outcome"]
     )
     .expect("metric registers once")

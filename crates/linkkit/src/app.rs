@@ -97,8 +97,9 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 /// Postgres connections per process at most (opened as needed). The workers keep hundreds of
 /// messages in flight, but their per-message queries are grouped (`linkkit_store::group`):
-/// four groups at a time per query, so a worker process uses about eight, and several
-/// processes stay well inside Postgres's default `max_connections` of 100.
+/// one statement at a time per query, so a worker process uses a few, plus one that listens
+/// for endpoint changes per cache (`linkkit_store::endpoint_cache`) and, in the API, one for
+/// the outbox; several processes stay well inside Postgres's default `max_connections` of 100.
 const DATABASE_CONNECTIONS: u32 = 24;
 
 pub fn connect_database(config: &Config) -> anyhow::Result<PgPool> {
