@@ -432,22 +432,15 @@ async fn the_endpoint_cache_answers_from_memory_and_follows_announced_changes() 
     ));
     let url_now = || cached_url(&cache, &key);
     let url_becomes = |wanted| cached_url_becomes(&cache, &key, wanted);
-    eventually("the cache to follow changes", DEADLINE, || async {
-        cache.follows_changes().then_some(())
-    })
+    // Kept: a change Postgres does not announce goes unseen.
+    keeps_from_memory(
+        &env,
+        &cache,
+        &key,
+        "https://first.example/hook",
+        "https://unannounced.example/hook",
+    )
     .await;
-    assert_eq!(
-        url_now().await.as_deref(),
-        Some("https://first.example/hook")
-    );
-
-    update_unannounced(&env, &key.1, "https://unannounced.example/hook").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        url_now().await.as_deref(),
-        Some("https://first.example/hook"),
-        "answered from memory"
-    );
 
     // Announcements made while the connection is down are lost, so nothing kept survives it.
     let (terminated,): (i64,) = sqlx::query_as(
@@ -460,21 +453,15 @@ async fn the_endpoint_cache_answers_from_memory_and_follows_announced_changes() 
     .unwrap();
     assert_eq!(terminated, 1, "the cache's listener was found");
     url_becomes("https://unannounced.example/hook").await;
-    eventually("the cache to follow changes again", DEADLINE, || async {
-        cache.follows_changes().then_some(())
-    })
+    // Kept again once listening again.
+    keeps_from_memory(
+        &env,
+        &cache,
+        &key,
+        "https://unannounced.example/hook",
+        "https://unannounced-again.example/hook",
+    )
     .await;
-    assert_eq!(
-        url_now().await.as_deref(),
-        Some("https://unannounced.example/hook")
-    );
-    update_unannounced(&env, &key.1, "https://unannounced-again.example/hook").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        url_now().await.as_deref(),
-        Some("https://unannounced.example/hook"),
-        "kept again once listening"
-    );
 
     let (status, body) = acme
         .api
@@ -500,6 +487,29 @@ async fn the_endpoint_cache_answers_from_memory_and_follows_announced_changes() 
 }
 
 type EndpointKey = (WorkspaceId, EndpointId);
+
+/// Waits until `cache` follows changes, then checks that it keeps `kept` (the URL Postgres has
+/// now) when the URL becomes `unannounced` without an announcement.
+async fn keeps_from_memory(
+    env: &TestEnv,
+    cache: &CachedEndpoints,
+    key: &EndpointKey,
+    kept: &str,
+    unannounced: &str,
+) {
+    eventually("the cache to follow changes", DEADLINE, || async {
+        cache.follows_changes().then_some(())
+    })
+    .await;
+    assert_eq!(cached_url(cache, key).await.as_deref(), Some(kept));
+    update_unannounced(env, &key.1, unannounced).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        cached_url(cache, key).await.as_deref(),
+        Some(kept),
+        "answered from memory"
+    );
+}
 
 /// Changes an endpoint's URL with the triggers off, so no change is announced.
 async fn update_unannounced(env: &TestEnv, endpoint: &EndpointId, url: &str) {

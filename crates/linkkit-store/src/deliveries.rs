@@ -224,6 +224,7 @@ pub async fn create_for_events(
 /// which then runs again row by row; keeping one row per event keeps the count right anyway.)
 #[derive(Default)]
 struct VisitColumns {
+    seen: std::collections::HashSet<String>,
     event_ids: Vec<String>,
     workspace_ids: Vec<String>,
     link_ids: Vec<String>,
@@ -233,7 +234,7 @@ struct VisitColumns {
 impl VisitColumns {
     fn push(&mut self, event: &Envelope, visit: &Visit) {
         let event_id = event.id.to_string();
-        if self.event_ids.contains(&event_id) {
+        if !self.seen.insert(event_id.clone()) {
             return;
         }
         self.event_ids.push(event_id);
