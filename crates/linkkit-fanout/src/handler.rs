@@ -1,5 +1,10 @@
 //! One event → one job per subscribed endpoint, and for a click or a scan, one more on its
 //! link's counters (in the statement that stores the event, when any endpoint subscribes).
+//!
+//! Postgres keeps an event that comes twice from counting twice when it is stored (the event's
+//! row is written once); a Redis key does it for a visit no endpoint subscribes to, which is
+//! stored nowhere. A stored event needs no key of its own: that would cost two Redis round
+//! trips per event to spare the senders the rare republished job they absorb anyway.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,7 @@ use linkkit_core::retry::RetrySchedule;
 use linkkit_core::{DeliveryJob, EndpointId, Envelope, EventType, LinkId, Namespace, WorkspaceId};
 use linkkit_store::deliveries::NewEvent;
 use linkkit_store::endpoint_cache::CachedSubscribers;
+use linkkit_store::endpoints::Subscribers;
 use linkkit_store::group::Grouped;
 use linkkit_store::links::{Visit, VisitKind};
 use linkkit_store::worker_queries::{CountVisits, CreateDeliveries};
@@ -22,18 +28,10 @@ use linkkit_store::worker_queries::{CountVisits, CreateDeliveries};
 use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, JOBS_PARKED, VISITS_COUNTED};
 use crate::parked_view::ParkedView;
 
-/// Longer than fanning out one event can take (database + confirms), with margin.
+/// Longer than counting one visit can take, with margin.
 const CLAIM_TTL: Duration = Duration::from_secs(60);
-/// How long a fanned-out event is remembered, to absorb republished duplicates.
+/// How long a counted visit of an unsubscribed event is remembered, to absorb duplicates.
 const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// What became of an event's jobs.
-enum Jobs {
-    /// Stored with the event (and its visit counted) and confirmed by the broker.
-    Published,
-    /// No endpoint subscribes: nothing was stored.
-    NoSubscribers,
-}
 
 #[derive(Debug)]
 pub struct FanoutHandler {
@@ -72,9 +70,40 @@ impl FanoutHandler {
         event: &Envelope,
         occurred_at: DateTime<Utc>,
     ) -> Handled {
+        let subscribers = match self
+            .subscribers
+            .run((workspace_id.clone(), event.event))
+            .await
+        {
+            Ok(subscribers) => subscribers,
+            Err(error) => return Handled::Requeue(format!("endpoint lookup failed: {error}")),
+        };
+        let visit = visit_of(workspace_id, event);
+        if subscribers.enabled.is_empty() && subscribers.disabled.is_empty() {
+            return match visit {
+                Some(visit) => self.count_visit_once(event, visit).await,
+                None => {
+                    EVENTS_FANNED_OUT
+                        .with_label_values(&["no_subscribers"])
+                        .inc();
+                    Handled::Done
+                }
+            };
+        }
+        match self
+            .publish_jobs(workspace_id, event, occurred_at, subscribers, visit)
+            .await
+        {
+            Ok(()) => Handled::Done,
+            Err(reason) => Handled::Requeue(reason),
+        }
+    }
+
+    /// Adds the visit of an event no endpoint subscribes to (so stored nowhere) to its link's
+    /// counters, once: the event's Redis key remembers that it was counted, so a redelivered
+    /// or republished copy counts nothing. Without Redis the visit is counted unguarded.
+    async fn count_visit_once(&self, event: &Envelope, visit: Visit) -> Handled {
         let key = self.idempotency.key(&["fanout", event.id.as_str()]);
-        // Without Redis the work still happens: Postgres finds existing deliveries and the
-        // senders absorb duplicate jobs, so an outage costs duplicates checks, not events.
         let claimed = match self.idempotency.claim(&key, CLAIM_TTL).await {
             Ok(NextAction::AlreadyDone) => {
                 EVENTS_FANNED_OUT.with_label_values(&["duplicate"]).inc();
@@ -82,29 +111,24 @@ impl FanoutHandler {
             }
             Ok(NextAction::InFlightElsewhere) => {
                 EVENTS_FANNED_OUT.with_label_values(&["requeued"]).inc();
-                return Handled::Requeue("another worker is fanning this event out".into());
+                return Handled::Requeue("another worker is counting this visit".into());
             }
             Ok(NextAction::Proceed) => true,
             Err(error) => {
-                tracing::warn!(error = %error, "Redis unavailable; fanning out without the done marker");
+                tracing::warn!(error = %error, "Redis unavailable; counting the visit without its done marker");
                 false
             }
         };
-        // A click or a scan is counted with the deliveries, in the statement that stores the
-        // event, and only if it stores it: a visit counts once however often its event comes.
-        // An event no endpoint subscribes to is not stored; its visit is counted on its own,
-        // after the (absent) jobs, and the done marker keeps a redelivered copy from counting.
-        let visit = visit_of(workspace_id, event);
-        let outcome = match self
-            .publish_jobs(workspace_id, event, occurred_at, visit.clone())
-            .await
-        {
-            Ok(Jobs::Published) => Handled::Done,
-            Ok(Jobs::NoSubscribers) => match visit {
-                Some(visit) => self.count_visit(visit).await,
-                None => Handled::Done,
-            },
-            Err(reason) => Handled::Requeue(reason),
+        let kind = visit.kind;
+        let outcome = match self.visits.run(visit).await {
+            Ok(()) => {
+                VISITS_COUNTED.with_label_values(&[kind.as_str()]).inc();
+                EVENTS_FANNED_OUT
+                    .with_label_values(&["no_subscribers"])
+                    .inc();
+                Handled::Done
+            }
+            Err(error) => Handled::Requeue(format!("counting the visit failed: {error}")),
         };
         if claimed {
             let marked = match &outcome {
@@ -112,44 +136,28 @@ impl FanoutHandler {
                 _ => self.idempotency.release(&key).await,
             };
             if let Err(error) = marked {
-                tracing::warn!(error = %error, "could not update the fan-out key");
+                tracing::warn!(error = %error, "could not update the visit's done marker");
             }
         }
         outcome
     }
 
-    /// Adds the visit of an event stored nowhere to its link's counters.
-    async fn count_visit(&self, visit: Visit) -> Handled {
-        let kind = visit.kind;
-        match self.visits.run(visit).await {
-            Ok(()) => {
-                VISITS_COUNTED.with_label_values(&[kind.as_str()]).inc();
-                Handled::Done
-            }
-            Err(error) => Handled::Requeue(format!("counting the visit failed: {error}")),
-        }
-    }
-
-    /// Stores the event with its deliveries (and counts its visit), then publishes one job per
-    /// enabled subscriber and waits for every confirm. `Err`: the reason to requeue the event.
+    /// Stores the event with its deliveries (and counts its visit, if this statement is the
+    /// one that stores the event), then publishes one job per enabled subscriber and waits for
+    /// every confirm. `Err`: the reason to requeue the event.
+    ///
+    /// An event that comes again (a republished or redelivered copy) is stored once: Postgres
+    /// answers with the deliveries it already had, so its visit is not counted again, and its
+    /// jobs are published again in case the first worker died before it published them. The
+    /// senders' keys per delivery absorb a job that was already sent.
     async fn publish_jobs(
         &self,
         workspace_id: &WorkspaceId,
         event: &Envelope,
         occurred_at: DateTime<Utc>,
+        subscribers: Subscribers,
         visit: Option<Visit>,
-    ) -> Result<Jobs, String> {
-        let subscribers = self
-            .subscribers
-            .run((workspace_id.clone(), event.event))
-            .await
-            .map_err(|error| format!("endpoint lookup failed: {error}"))?;
-        if subscribers.enabled.is_empty() && subscribers.disabled.is_empty() {
-            EVENTS_FANNED_OUT
-                .with_label_values(&["no_subscribers"])
-                .inc();
-            return Ok(Jobs::NoSubscribers);
-        }
+    ) -> Result<(), String> {
         let visit_kind = visit.as_ref().map(|visit| visit.kind);
         let stored = self
             .deliveries
@@ -194,9 +202,14 @@ impl FanoutHandler {
             .map_err(|error| format!("publishing jobs failed: {error}"))?;
         JOBS_FANNED_OUT.inc_by(jobs.len() as u64);
         JOBS_PARKED.inc_by(parked);
-        EVENTS_FANNED_OUT.with_label_values(&["fanned_out"]).inc();
-        tracing::debug!(jobs = jobs.len(), "event fanned out");
-        Ok(Jobs::Published)
+        let outcome = if stored.first_time {
+            "fanned_out"
+        } else {
+            "duplicate"
+        };
+        EVENTS_FANNED_OUT.with_label_values(&[outcome]).inc();
+        tracing::debug!(jobs = jobs.len(), outcome, "event fanned out");
+        Ok(())
     }
 
     /// The retry queue a new job of `endpoint` goes to while a sender is parking its jobs: the
