@@ -308,6 +308,90 @@ async fn the_same_event_published_twice_is_delivered_once_per_endpoint() {
     env.stop().await;
 }
 
+/// A copy of an event that comes after its delivery was sent makes no second job, even once the
+/// sender's key for the delivery is gone: Postgres knows the delivery succeeded, so the key
+/// need outlive only the retry queues (36 hours with the default schedule, not a week).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again_without_its_key() {
+    // The longest retry queue waits 2 h × 1.2 (the highest jitter).
+    let env = TestEnv::start_with(&[("LINKKIT_RETRY_SCHEDULE", "1s,2h")]).await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    acme.api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let event = sample(EventType::LinkClicked);
+    env.publish_events(&acme.id, std::slice::from_ref(&event))
+        .await;
+    receiver.wait_for_distinct(1, DEADLINE).await;
+    let delivery_id = eventually("the delivery recorded as sent", DEADLINE, || async {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT id, status FROM deliveries WHERE event_id = $1")
+                .bind(event.id.as_str())
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap();
+        row.filter(|(_, status)| status == "succeeded")
+            .map(|(id, _)| id)
+    })
+    .await;
+
+    let mut redis = redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = env
+        .config
+        .namespace
+        .redis_key(&["delivery", &delivery_id, "0"]);
+    let ttl_ms: i64 = eventually("the delivery's key marked done", DEADLINE, || {
+        let (mut redis, key) = (redis.clone(), key.clone());
+        async move {
+            let value: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            let ttl_ms: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            (value.as_deref() == Some("done")).then_some(ttl_ms)
+        }
+    })
+    .await;
+    let hours = Duration::from_millis(ttl_ms as u64).as_secs_f64() / 3600.0;
+    assert!(
+        (26.3..=26.4).contains(&hours),
+        "the done key lasts the longest retry wait and a day, not {hours:.2} hours"
+    );
+    // Forget it, as its TTL would.
+    let removed: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+
+    env.publish_events(&acme.id, std::slice::from_ref(&event))
+        .await;
+    // A later, different event marks the point by which a second send would have shown up.
+    let marker = sample(EventType::LinkClicked);
+    env.publish_events(&acme.id, std::slice::from_ref(&marker))
+        .await;
+    receiver.wait_for_distinct(2, DEADLINE).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let copies = receiver
+        .received()
+        .iter()
+        .filter(|r| r.header("webhook-id") == event.id.as_str())
+        .count();
+    assert_eq!(copies, 1, "the sent delivery was sent again");
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_disables_the_endpoint_and_enabling_it_resumes_deliveries() {
     let env = TestEnv::start().await;

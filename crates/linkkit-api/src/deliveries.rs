@@ -157,16 +157,17 @@ pub(crate) async fn enqueue_new(
         },
     )
     .await?;
-    let (delivery_id, _) = created
+    let delivery = created
         .into_iter()
         .next()
         .ok_or(ApiError::NotFound("endpoint"))?;
+    let delivery_id = delivery.id;
     let job = DeliveryJob {
         delivery_id: delivery_id.clone(),
         workspace_id: workspace.clone(),
         endpoint_id: endpoint.clone(),
         attempt: 1,
-        generation: 0,
+        generation: delivery.generation,
         event_time: Utc::now(),
         event: event.clone(),
     };

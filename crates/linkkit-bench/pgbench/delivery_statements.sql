@@ -9,7 +9,7 @@ first_visits AS (SELECT 'ws_1' AS workspace_id, 'lnk_1' AS link_id, count(*) AS 
 locked_links AS (SELECT l.id FROM links l JOIN first_visits f ON l.id = f.link_id AND l.workspace_id = f.workspace_id ORDER BY l.id FOR UPDATE OF l),
 counted AS (UPDATE links SET clicks = links.clicks + f.clicks, scans = links.scans + f.scans FROM first_visits f JOIN locked_links k ON k.id = f.link_id WHERE links.id = f.link_id AND links.workspace_id = f.workspace_id)
 INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) SELECT 'dlv_'||k, 'ws_1', 'evt_'||k, 'link.clicked', 'ep_1', 'pending' FROM ids
-ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events);
+ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events), status, generation;
 WITH input AS (SELECT 'dlv_'|| :b || '_' || i AS delivery_id, 'ep_1' AS endpoint_id, 1 AS attempt, now() AS at, 200 AS status_code, 3 AS duration_ms, NULL::text AS error, ''::text AS response_body, 'succeeded' AS new_status, NULL::timestamptz AS next_attempt_at, true AS succeeded FROM generate_series(1,32) i),
 attempts AS (INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) SELECT delivery_id, attempt, at, status_code, duration_ms, error, response_body FROM input)
 UPDATE deliveries d SET status = i.new_status, attempt_count = d.attempt_count + 1, next_attempt_at = i.next_attempt_at, delivered_at = CASE WHEN i.succeeded THEN i.at ELSE d.delivered_at END FROM input i WHERE d.id = i.delivery_id;

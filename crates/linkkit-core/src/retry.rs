@@ -92,6 +92,11 @@ impl RetrySchedule {
         }
     }
 
+    /// The longest a job can wait in a retry queue (zero without retry queues).
+    pub fn longest_tier(&self) -> Duration {
+        self.tiers().last().copied().unwrap_or_default()
+    }
+
     /// The retry queue for a job that must wait at least `minimum`: the shortest tier that
     /// long, else the longest tier; `None` when the schedule has no retry queues at all.
     pub fn tier_at_least(&self, minimum: Duration) -> Option<Duration> {
@@ -284,6 +289,18 @@ mod tests {
         );
         assert!(schedule.tiers().contains(&jittered));
         assert!((Duration::from_secs(8)..=Duration::from_secs(12)).contains(&jittered));
+    }
+
+    #[test]
+    fn the_longest_tier_is_the_longest_delay_at_its_highest_jitter() {
+        assert_eq!(
+            default_schedule().longest_tier(),
+            Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(
+            RetrySchedule::parse("").unwrap().longest_tier(),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -30,8 +30,12 @@ use crate::parked_view::ParkedView;
 
 /// Longer than counting one visit can take, with margin.
 const CLAIM_TTL: Duration = Duration::from_secs(60);
-/// How long a counted visit of an unsubscribed event is remembered, to absorb duplicates.
-const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a counted visit of an unsubscribed event is remembered, to absorb duplicates. A
+/// copy comes within seconds of the first (a batch the redirect published again after a lost
+/// confirm, a redelivery after a worker died), and the two wait close together in the queue,
+/// so an hour covers any backlog between them; a key per click kept for a week was gigabytes
+/// of Redis at volume.
+const DONE_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub struct FanoutHandler {
@@ -147,9 +151,11 @@ impl FanoutHandler {
     /// every confirm. `Err`: the reason to requeue the event.
     ///
     /// An event that comes again (a republished or redelivered copy) is stored once: Postgres
-    /// answers with the deliveries it already had, so its visit is not counted again, and its
-    /// jobs are published again in case the first worker died before it published them. The
-    /// senders' keys per delivery absorb a job that was already sent.
+    /// answers with the deliveries it already had, so its visit is not counted again, and the
+    /// jobs of those still `pending` are published again, in case the first worker died before
+    /// it published them (the senders' keys absorb a copy of a job in flight). A delivery that
+    /// has been sent, or failed and waits for its retry, gets no second job, however late the
+    /// copy comes.
     async fn publish_jobs(
         &self,
         workspace_id: &WorkspaceId,
@@ -177,13 +183,13 @@ impl FanoutHandler {
         let jobs: Vec<Outgoing> = stored
             .deliveries
             .into_iter()
-            .map(|(delivery_id, endpoint_id)| {
+            .map(|delivery| {
                 let job = DeliveryJob {
-                    delivery_id,
+                    delivery_id: delivery.id,
                     workspace_id: workspace_id.clone(),
-                    endpoint_id,
+                    endpoint_id: delivery.endpoint_id,
                     attempt: 1,
-                    generation: 0,
+                    generation: delivery.generation,
                     event_time: occurred_at,
                     event: event.clone(),
                 };

@@ -7,7 +7,7 @@ use chrono::Utc;
 use linkkit_bus::metrics::DEAD_LETTERED;
 use linkkit_bus::{Handled, Handler, Message, Outgoing, Publisher};
 use linkkit_cache::{Idempotency, NextAction};
-use linkkit_core::retry::{decide, Decision};
+use linkkit_core::retry::{decide, Decision, RetrySchedule};
 use linkkit_core::signing::WebhookSecret;
 use linkkit_core::{DeliveryJob, EndpointId, Namespace};
 use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
@@ -29,8 +29,19 @@ use crate::SenderSettings;
 
 /// The claim outlives the longest attempt by this much (see svix-webhooks PR #2181).
 const CLAIM_MARGIN: Duration = Duration::from_secs(10);
-/// How long a sent delivery is remembered, to absorb redelivered duplicates.
-const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How much longer than the longest retry queue a sent delivery is remembered: for a stray
+/// copy of its job that then waits behind a backlog in the deliveries queue.
+const DONE_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a sent delivery's key says "done", to absorb a stray copy of its job (one that was
+/// deferred while another sender held the claim, or parked in a retry queue meanwhile): as
+/// long as a copy can wait in the longest retry queue, and [`DONE_MARGIN`] more. A copy of the
+/// event itself, however late, makes no job for a delivery already sent (the fan-out publishes
+/// only `pending` ones), so nothing needs the key longer; with the default schedule it lasts
+/// 36 hours, where a week of keys, one per delivery, was gigabytes of Redis at volume.
+pub fn done_ttl(schedule: &RetrySchedule) -> Duration {
+    schedule.longest_tier() + DONE_MARGIN
+}
 
 #[derive(Debug)]
 pub struct SenderHandler {
@@ -46,6 +57,8 @@ pub struct SenderHandler {
     pub settings: SenderSettings,
     pub guards: EndpointGuards,
     pub notices: ParkingNotices,
+    /// [`done_ttl`] of the settings' schedule.
+    pub done_ttl: Duration,
 }
 
 /// What became of the job, and so what to do with its idempotency key.
@@ -113,7 +126,7 @@ impl SenderHandler {
         };
         if claimed {
             let marked = match settled {
-                Settled::Finished => self.idempotency.finish(&key, DONE_TTL).await,
+                Settled::Finished => self.idempotency.finish(&key, self.done_ttl).await,
                 Settled::Release => self.idempotency.release(&key).await,
             };
             if let Err(error) = marked {
@@ -379,5 +392,23 @@ fn describe(outcome: &AttemptOutcome) -> String {
         (Some(code), _) => format!("last answer HTTP {code}"),
         (None, Some(error)) => error.clone(),
         (None, None) => "no answer".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use linkkit_core::retry::DEFAULT_SCHEDULE;
+
+    use super::*;
+
+    #[test]
+    fn a_sent_delivery_is_remembered_past_its_longest_retry_wait_by_a_day() {
+        let schedule = RetrySchedule::parse(DEFAULT_SCHEDULE).unwrap();
+        assert_eq!(done_ttl(&schedule), Duration::from_secs(36 * 3600));
+        let quick = RetrySchedule::parse("1s").unwrap();
+        assert_eq!(
+            done_ttl(&quick),
+            Duration::from_millis(1_200) + Duration::from_secs(24 * 3600)
+        );
     }
 }

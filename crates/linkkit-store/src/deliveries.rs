@@ -80,22 +80,34 @@ pub struct NewEvent {
 /// What storing a [`NewEvent`] made.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredEvent {
-    /// The delivery of each enabled subscriber (made now, or found from an earlier time).
-    pub deliveries: Vec<(DeliveryId, EndpointId)>,
+    /// The deliveries whose job is to be published: every enabled subscriber's when the event
+    /// is stored now; when it was stored before, only those still `pending` (the worker that
+    /// stored them may have died before publishing their jobs). A delivery that succeeded,
+    /// failed (its retry waits in a queue) or is dead had its job published already, and a
+    /// copy of the event must not send it again, however long after it comes.
+    pub deliveries: Vec<PendingDelivery>,
     /// False when the event had been stored before: its visit was counted then.
     pub first_time: bool,
 }
 
+/// A delivery waiting for its job, in its current generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelivery {
+    pub id: DeliveryId,
+    pub endpoint_id: EndpointId,
+    pub generation: u32,
+}
+
 /// Stores the event with one delivery per subscriber — `pending` for enabled endpoints, `dead`
-/// for disabled ones (replayable once they are enabled) — and returns the delivery id of each
-/// enabled endpoint. Running it again for the same event finds the deliveries made the first
-/// time.
+/// for disabled ones (replayable once they are enabled) — and returns each enabled endpoint's
+/// delivery whose job is to be published (see [`StoredEvent::deliveries`]). Running it again
+/// for the same event finds the deliveries made the first time.
 pub async fn create_for_event(
     pool: &PgPool,
     workspace_id: &WorkspaceId,
     event: &Envelope,
     subscribers: &Subscribers,
-) -> Result<Vec<(DeliveryId, EndpointId)>, StoreError> {
+) -> Result<Vec<PendingDelivery>, StoreError> {
     let one = [NewEvent {
         workspace_id: workspace_id.clone(),
         event: event.clone(),
@@ -141,11 +153,11 @@ pub async fn create_for_events(
         }
     }
     // The no-op update makes RETURNING report deliveries that already existed, with their old
-    // ids. `stored_events` holds only the events this statement inserted (an insert racing
-    // another's waits for it, then does nothing), so `first_time` is whether it stored the
-    // event. The links are locked in id order, as `links::add_visits` does, so two statements
-    // counting on the same links never deadlock.
-    let created: Vec<(String, String, String, bool)> = sqlx::query_as(
+    // ids, status and generation. `stored_events` holds only the events this statement
+    // inserted (an insert racing another's waits for it, then does nothing), so `first_time`
+    // is whether it stored the event. The links are locked in id order, as
+    // `links::add_visits` does, so two statements counting on the same links never deadlock.
+    let created: Vec<(String, String, String, bool, String, i32)> = sqlx::query_as(
         "WITH stored_events AS ( \
              INSERT INTO events (id, workspace_id, event_type, payload) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) \
@@ -170,7 +182,8 @@ pub async fn create_for_events(
          INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
          SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id \
-         RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events)",
+         RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events), \
+                   status, generation",
     )
     .bind(&events.ids)
     .bind(&events.workspace_ids)
@@ -188,14 +201,16 @@ pub async fn create_for_events(
     .bind(&visits.kinds)
     .fetch_all(pool)
     .await?;
-    /// Delivery and endpoint ids of one event's rows, and whether it was stored now.
-    type EventRows<'a> = (Vec<(&'a str, &'a str)>, bool);
+    /// Delivery id, endpoint id, status and generation of one event's rows, and whether it was
+    /// stored now.
+    type EventRows<'a> = (Vec<(&'a str, &'a str, &'a str, i32)>, bool);
     let mut by_event: HashMap<&str, EventRows> = HashMap::new();
-    for (delivery, event, endpoint, first_time) in &created {
+    for (delivery, event, endpoint, first_time, status, generation) in &created {
         let (rows, stored_now) = by_event.entry(event.as_str()).or_default();
-        rows.push((delivery, endpoint));
+        rows.push((delivery, endpoint, status, *generation));
         *stored_now |= *first_time;
     }
+    let pending = DeliveryStatus::Pending.as_str();
     Ok(new_events
         .iter()
         .map(|new| {
@@ -204,12 +219,17 @@ pub async fn create_for_events(
             };
             let deliveries = rows
                 .iter()
-                .filter_map(|(delivery, endpoint)| {
-                    let endpoint = EndpointId::parse(endpoint).ok()?;
+                .filter(|(_, _, status, _)| *status == pending)
+                .filter_map(|(delivery, endpoint, _, generation)| {
+                    let endpoint_id = EndpointId::parse(endpoint).ok()?;
                     new.subscribers
                         .enabled
-                        .contains(&endpoint)
-                        .then_some((DeliveryId::parse(delivery).ok()?, endpoint))
+                        .contains(&endpoint_id)
+                        .then_some(PendingDelivery {
+                            id: DeliveryId::parse(delivery).ok()?,
+                            endpoint_id,
+                            generation: u32::try_from(*generation).ok()?,
+                        })
                 })
                 .collect();
             StoredEvent {
