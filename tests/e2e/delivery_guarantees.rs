@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use linkkit_core::event::sample;
-use linkkit_core::{Envelope, EventType};
+use linkkit_core::{EndpointId, Envelope, EventType, WorkspaceId};
+use linkkit_store::endpoints::Subscribers;
 use linkkit_tests::{eventually, Receiver, TestEnv, TestWorkspace};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -310,11 +311,17 @@ async fn the_same_event_published_twice_is_delivered_once_per_endpoint() {
 
 /// A copy of an event that comes after its delivery was sent makes no second job, even once the
 /// sender's key for the delivery is gone: Postgres knows the delivery succeeded, so the key
-/// need outlive only the retry queues (36 hours with the default schedule, not a week).
+/// need outlive only the copies of its job that can still circulate (the longest retry wait,
+/// or `LINKKIT_DISABLE_AFTER` for one parked again and again, and a day).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again_without_its_key() {
-    // The longest retry queue waits 2 h × 1.2 (the highest jitter).
-    let env = TestEnv::start_with(&[("LINKKIT_RETRY_SCHEDULE", "1s,2h")]).await;
+    // The longest retry queue waits 2 h × 1.2 (the highest jitter); parking lasts until 3 h
+    // of failures disable the endpoint, so the key lasts 3 h and a day.
+    let env = TestEnv::start_with(&[
+        ("LINKKIT_RETRY_SCHEDULE", "1s,2h"),
+        ("LINKKIT_DISABLE_AFTER", "3h"),
+    ])
+    .await;
     let receiver = Receiver::start().await;
     let acme = env.create_workspace("Acme").await;
     acme.api
@@ -364,8 +371,8 @@ async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again
     .await;
     let hours = Duration::from_millis(ttl_ms as u64).as_secs_f64() / 3600.0;
     assert!(
-        (26.3..=26.4).contains(&hours),
-        "the done key lasts the longest retry wait and a day, not {hours:.2} hours"
+        (26.9..=27.0).contains(&hours),
+        "the done key lasts while a copy can circulate and a day, not {hours:.2} hours"
     );
     // Forget it, as its TTL would.
     let removed: i64 = redis::cmd("DEL")
@@ -389,6 +396,51 @@ async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again
         .filter(|r| r.header("webhook-id") == event.id.as_str())
         .count();
     assert_eq!(copies, 1, "the sent delivery was sent again");
+    env.stop().await;
+}
+
+/// A fan-out worker that died after storing an event's deliveries and before publishing their
+/// jobs left them `pending` with no job anywhere: the copy of the event that the broker
+/// redelivers (or a publisher republishes) publishes them, so nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_stored_by_a_worker_that_died_before_publishing_are_sent_by_the_events_next_copy(
+) {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let endpoint = acme
+        .api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let event = sample(EventType::LinkClicked);
+    // What the dead worker did: the event and its delivery stored, no job published.
+    let stored = linkkit_store::deliveries::create_for_event(
+        &env.pool,
+        &WorkspaceId::parse(&acme.id).unwrap(),
+        &event,
+        &Subscribers {
+            enabled: vec![EndpointId::parse(endpoint["id"].as_str().unwrap()).unwrap()],
+            disabled: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 1, "one pending delivery stored");
+
+    env.publish_events(&acme.id, std::slice::from_ref(&event))
+        .await;
+    receiver.wait_for_distinct(1, DEADLINE).await;
+    let first = &receiver.received()[0];
+    assert_eq!(first.header("webhook-id"), event.id.as_str());
+    eventually("the stored delivery recorded as sent", DEADLINE, || async {
+        let (status,): (String,) = sqlx::query_as("SELECT status FROM deliveries WHERE id = $1")
+            .bind(stored[0].id.as_str())
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        (status == "succeeded").then_some(())
+    })
+    .await;
     env.stop().await;
 }
 

@@ -30,12 +30,11 @@ use crate::parked_view::ParkedView;
 
 /// Longer than counting one visit can take, with margin.
 const CLAIM_TTL: Duration = Duration::from_secs(60);
-/// How long a counted visit of an unsubscribed event is remembered, to absorb duplicates. A
-/// copy comes within seconds of the first (a batch the redirect published again after a lost
-/// confirm, a redelivery after a worker died), and the two wait close together in the queue,
-/// so an hour covers any backlog between them; a key per click kept for a week was gigabytes
-/// of Redis at volume.
-const DONE_TTL: Duration = Duration::from_secs(3600);
+/// How long a counted visit of an unsubscribed event is remembered, to absorb duplicates: most
+/// copies come within seconds (a redelivery after a worker died), but a redirect that holds a
+/// partly confirmed batch through a broker outage publishes all of it again when the broker
+/// is back, however long that took.
+const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug)]
 pub struct FanoutHandler {

@@ -29,18 +29,19 @@ use crate::SenderSettings;
 
 /// The claim outlives the longest attempt by this much (see svix-webhooks PR #2181).
 const CLAIM_MARGIN: Duration = Duration::from_secs(10);
-/// How much longer than the longest retry queue a sent delivery is remembered: for a stray
-/// copy of its job that then waits behind a backlog in the deliveries queue.
+/// How much longer than any copy of a job can circulate a sent delivery is remembered: for a
+/// stray copy that then waits behind a backlog in the deliveries queue.
 const DONE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 
-/// How long a sent delivery's key says "done", to absorb a stray copy of its job (one that was
-/// deferred while another sender held the claim, or parked in a retry queue meanwhile): as
-/// long as a copy can wait in the longest retry queue, and [`DONE_MARGIN`] more. A copy of the
-/// event itself, however late, makes no job for a delivery already sent (the fan-out publishes
-/// only `pending` ones), so nothing needs the key longer; with the default schedule it lasts
-/// 36 hours, where a week of keys, one per delivery, was gigabytes of Redis at volume.
-pub fn done_ttl(schedule: &RetrySchedule) -> Duration {
-    schedule.longest_tier() + DONE_MARGIN
+/// How long a sent delivery's key says "done", to absorb a stray copy of its job (one deferred
+/// while another sender held the claim, or published again for a delivery still `pending`):
+/// as long as such a copy can circulate, and [`DONE_MARGIN`] more. A copy waits in a retry
+/// queue at most the longest tier; a copy for an endpoint whose circuit is open is parked again
+/// and again without an attempt, until the endpoint answers or is disabled for failing
+/// `disable_after` (5 days by default). A copy of the event itself, however late, makes no job
+/// for a delivery already sent (the fan-out publishes only `pending` ones).
+pub fn done_ttl(schedule: &RetrySchedule, disable_after: Duration) -> Duration {
+    schedule.longest_tier().max(disable_after) + DONE_MARGIN
 }
 
 #[derive(Debug)]
@@ -402,13 +403,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_sent_delivery_is_remembered_past_its_longest_retry_wait_by_a_day() {
+    fn a_sent_delivery_is_remembered_while_a_copy_can_circulate_and_a_day_more() {
         let schedule = RetrySchedule::parse(DEFAULT_SCHEDULE).unwrap();
-        assert_eq!(done_ttl(&schedule), Duration::from_secs(36 * 3600));
-        let quick = RetrySchedule::parse("1s").unwrap();
+        let five_days = Duration::from_secs(5 * 24 * 3600);
         assert_eq!(
-            done_ttl(&quick),
-            Duration::from_millis(1_200) + Duration::from_secs(24 * 3600)
+            done_ttl(&schedule, five_days),
+            Duration::from_secs(6 * 24 * 3600)
+        );
+        // A schedule that outlasts disabling sets the bound.
+        let long = RetrySchedule::parse("1s,5d").unwrap();
+        assert_eq!(
+            done_ttl(&long, Duration::from_secs(3600)),
+            Duration::from_secs(7 * 24 * 3600)
         );
     }
 }

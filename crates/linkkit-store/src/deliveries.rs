@@ -82,9 +82,10 @@ pub struct NewEvent {
 pub struct StoredEvent {
     /// The deliveries whose job is to be published: every enabled subscriber's when the event
     /// is stored now; when it was stored before, only those still `pending` (the worker that
-    /// stored them may have died before publishing their jobs). A delivery that succeeded,
-    /// failed (its retry waits in a queue) or is dead had its job published already, and a
-    /// copy of the event must not send it again, however long after it comes.
+    /// stored them may have died before publishing their jobs). A delivery that succeeded or
+    /// failed (its retry waits in a queue) had its job published already, one that is dead
+    /// waits for a replay through the API, and a copy of the event must not send either again,
+    /// however long after it comes.
     pub deliveries: Vec<PendingDelivery>,
     /// False when the event had been stored before: its visit was counted then.
     pub first_time: bool,
