@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use linkkit_core::event::sample;
-use linkkit_core::{EndpointId, Envelope, EventType, WorkspaceId};
+use linkkit_core::{DeliveryId, EndpointId, Envelope, EventType, WorkspaceId};
 use linkkit_store::endpoints::Subscribers;
 use linkkit_tests::{eventually, Receiver, TestEnv, TestWorkspace};
 use reqwest::StatusCode;
@@ -441,6 +441,86 @@ async fn deliveries_stored_by_a_worker_that_died_before_publishing_are_sent_by_t
         (status == "succeeded").then_some(())
     })
     .await;
+    env.stop().await;
+}
+
+/// A delivery resent (a new generation, `pending`) whose job never made it to the broker gets
+/// it from the event's next copy, in its current generation: generation 0's key says "done",
+/// so a job of generation 0 would be absorbed and the resend never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_an_event_publishes_a_pending_resend_in_its_own_generation() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    acme.api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let event = sample(EventType::LinkClicked);
+    env.publish_events(&acme.id, std::slice::from_ref(&event))
+        .await;
+    receiver.wait_for(1, DEADLINE).await;
+    let delivery_id = eventually("the delivery recorded as sent", DEADLINE, || async {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT id, status FROM deliveries WHERE event_id = $1")
+                .bind(event.id.as_str())
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap();
+        row.filter(|(_, status)| status == "succeeded")
+            .map(|(id, _)| id)
+    })
+    .await;
+    let mut redis = redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let first_key = env
+        .config
+        .namespace
+        .redis_key(&["delivery", &delivery_id, "0"]);
+    eventually("generation 0 marked done", DEADLINE, || {
+        let (mut redis, key) = (redis.clone(), first_key.clone());
+        async move {
+            let value: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            (value.as_deref() == Some("done")).then_some(())
+        }
+    })
+    .await;
+
+    // A resend whose publish was lost: the delivery is pending in generation 1, with no job.
+    let delivery = DeliveryId::parse(&delivery_id).unwrap();
+    let generation = linkkit_store::deliveries::start_generation(&env.pool, &delivery)
+        .await
+        .unwrap();
+    assert_eq!(generation, 1);
+
+    env.publish_events(&acme.id, std::slice::from_ref(&event))
+        .await;
+    let received = receiver.wait_for(2, DEADLINE).await;
+    assert!(
+        received
+            .iter()
+            .all(|r| r.header("webhook-id") == event.id.as_str()),
+        "both sends are of the one event"
+    );
+    let key_of_resend = env
+        .config
+        .namespace
+        .redis_key(&["delivery", &delivery_id, "1"]);
+    let value: Option<String> = redis::cmd("GET")
+        .arg(&key_of_resend)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        value.is_some(),
+        "the resend was sent under generation 1's key"
+    );
     env.stop().await;
 }
 
