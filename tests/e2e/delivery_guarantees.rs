@@ -444,6 +444,51 @@ async fn deliveries_stored_by_a_worker_that_died_before_publishing_are_sent_by_t
     env.stop().await;
 }
 
+/// A delivery stored by a worker that died before publishing its job, whose endpoint is then
+/// disabled, is not left `pending` for ever: the event's next copy finds the endpoint disabled
+/// and turns it `dead`, so enabling the endpoint and replaying delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_delivery_whose_endpoint_was_disabled_before_its_job_turns_dead_and_replayable() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let endpoint = acme
+        .api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let event = sample(EventType::LinkClicked);
+    linkkit_store::deliveries::create_for_event(
+        &env.pool,
+        &WorkspaceId::parse(&acme.id).unwrap(),
+        &event,
+        &Subscribers {
+            enabled: vec![EndpointId::parse(endpoint["id"].as_str().unwrap()).unwrap()],
+            disabled: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let path = format!("/webhooks/{}", endpoint["id"].as_str().unwrap());
+    let (status, _) = acme.api.patch(&path, json!({"enabled": false})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    env.publish_events(&acme.id, std::slice::from_ref(&event))
+        .await;
+    eventually("the stored delivery turned dead", DEADLINE, || async {
+        (deliveries(&acme, &endpoint, "dead").await.len() == 1).then_some(())
+    })
+    .await;
+    assert!(deliveries(&acme, &endpoint, "pending").await.is_empty());
+
+    let (status, _) = acme.api.patch(&path, json!({"enabled": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, replayed) = acme.api.post(&format!("{path}/replay"), json!({})).await;
+    assert_eq!(replayed["count"], 1);
+    let received = receiver.wait_for(1, DEADLINE).await;
+    assert_eq!(received[0].header("webhook-id"), event.id.as_str());
+    env.stop().await;
+}
+
 /// A delivery resent (a new generation, `pending`) whose job never made it to the broker gets
 /// it from the event's next copy, in its current generation: generation 0's key says "done",
 /// so a job of generation 0 would be absorbed and the resend never sent.

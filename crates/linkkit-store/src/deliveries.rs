@@ -153,8 +153,10 @@ pub async fn create_for_events(
             rows.push(workspace_id, event, endpoint, status);
         }
     }
-    // The no-op update makes RETURNING report deliveries that already existed, with their old
-    // ids, status and generation. `stored_events` holds only the events this statement
+    // The update makes RETURNING report deliveries that already existed, with their old ids,
+    // status and generation. It changes one thing: a delivery still `pending` whose endpoint
+    // has been disabled since turns `dead`, as it would have been had the event come now, so a
+    // delivery whose job was never published (its worker died) is replayable, not stuck. `stored_events` holds only the events this statement
     // inserted (an insert racing another's waits for it, then does nothing), so `first_time`
     // is whether it stored the event. The links are locked in id order, as
     // `links::add_visits` does, so two statements counting on the same links never deadlock.
@@ -182,7 +184,9 @@ pub async fn create_for_events(
              WHERE links.id = f.link_id AND links.workspace_id = f.workspace_id) \
          INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
          SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
-         ON CONFLICT (event_id, endpoint_id) DO UPDATE SET event_id = EXCLUDED.event_id \
+         ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = CASE \
+             WHEN deliveries.status = 'pending' AND EXCLUDED.status = 'dead' THEN 'dead' \
+             ELSE deliveries.status END \
          RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events), \
                    status, generation",
     )
