@@ -26,6 +26,33 @@ async fn deliveries(workspace: &TestWorkspace, endpoint: &Value, status: &str) -
     list["data"].as_array().cloned().unwrap_or_default()
 }
 
+/// The id of `event`'s one delivery, once its status is `status`.
+async fn delivery_once(env: &TestEnv, event: &Envelope, status: &str) -> String {
+    eventually(
+        &format!("the delivery to be {status}"),
+        DEADLINE,
+        || async {
+            let row: Option<(String, String)> =
+                sqlx::query_as("SELECT id, status FROM deliveries WHERE event_id = $1")
+                    .bind(event.id.as_str())
+                    .fetch_optional(&env.pool)
+                    .await
+                    .unwrap();
+            row.filter(|(_, now)| now == status).map(|(id, _)| id)
+        },
+    )
+    .await
+}
+
+/// A connection to the environment's Redis, to look at the senders' keys.
+async fn redis_connection(env: &TestEnv) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_receiver_is_down_and_comes_back_every_event_arrives() {
     let env = TestEnv::start_with(&[("LINKKIT_RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s,1s")]).await;
@@ -331,23 +358,9 @@ async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again
     env.publish_events(&acme.id, std::slice::from_ref(&event))
         .await;
     receiver.wait_for_distinct(1, DEADLINE).await;
-    let delivery_id = eventually("the delivery recorded as sent", DEADLINE, || async {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT id, status FROM deliveries WHERE event_id = $1")
-                .bind(event.id.as_str())
-                .fetch_optional(&env.pool)
-                .await
-                .unwrap();
-        row.filter(|(_, status)| status == "succeeded")
-            .map(|(id, _)| id)
-    })
-    .await;
+    let delivery_id = delivery_once(&env, &event, "succeeded").await;
 
-    let mut redis = redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = redis_connection(&env).await;
     let key = env
         .config
         .namespace
@@ -504,22 +517,8 @@ async fn a_copy_of_an_event_publishes_a_pending_resend_in_its_own_generation() {
     env.publish_events(&acme.id, std::slice::from_ref(&event))
         .await;
     receiver.wait_for(1, DEADLINE).await;
-    let delivery_id = eventually("the delivery recorded as sent", DEADLINE, || async {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT id, status FROM deliveries WHERE event_id = $1")
-                .bind(event.id.as_str())
-                .fetch_optional(&env.pool)
-                .await
-                .unwrap();
-        row.filter(|(_, status)| status == "succeeded")
-            .map(|(id, _)| id)
-    })
-    .await;
-    let mut redis = redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let delivery_id = delivery_once(&env, &event, "succeeded").await;
+    let mut redis = redis_connection(&env).await;
     let first_key = env
         .config
         .namespace
@@ -566,6 +565,42 @@ async fn a_copy_of_an_event_publishes_a_pending_resend_in_its_own_generation() {
         value.is_some(),
         "the resend was sent under generation 1's key"
     );
+    env.stop().await;
+}
+
+/// A resend while a retry waits replaces it: the resend is sent, and the old generation's
+/// retry, when its queue lets it go, finds the delivery sent and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_while_a_retry_waits_replaces_the_retry() {
+    // The retry waits 2.4 to 3.6 s (3 s, jittered).
+    let env = TestEnv::start_with(&[("LINKKIT_RETRY_SCHEDULE", "3s,3s")]).await;
+    let receiver = Receiver::start().await;
+    receiver.respond_next(&[500]);
+    let acme = env.create_workspace("Acme").await;
+    acme.api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let event = sample(EventType::LinkClicked);
+    env.publish_events(&acme.id, std::slice::from_ref(&event))
+        .await;
+    receiver.wait_for(1, DEADLINE).await;
+    let delivery_id = delivery_once(&env, &event, "failed").await;
+
+    let (status, body) = acme
+        .api
+        .post(&format!("/deliveries/{delivery_id}/resend"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    receiver.wait_for(2, DEADLINE).await;
+    // Past the latest moment the old retry could come back, and then some.
+    tokio::time::sleep(Duration::from_millis(5_000)).await;
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "the failed attempt and the resend, and no retry of the replaced generation"
+    );
+    let (_, delivery) = acme.api.get(&format!("/deliveries/{delivery_id}")).await;
+    assert_eq!(delivery["status"], "succeeded", "{delivery}");
     env.stop().await;
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Resend and replay start a new *generation* of a delivery and publish a fresh job straight to
 //! the deliveries exchange; the sender's idempotency key includes the generation, so an explicit
-//! resend is sent again while the system's own duplicates are still suppressed.
+//! resend is sent again while the system's own duplicates are still suppressed. A retry of the
+//! old generation still waiting in a queue finds itself stale at the sender and sends nothing.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

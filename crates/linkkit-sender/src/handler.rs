@@ -150,6 +150,19 @@ impl SenderHandler {
             tracing::info!("dropping a job for a deleted endpoint");
             return Ok(Settled::Finished);
         };
+        // A retry may have been overtaken while it waited (a resend started a new generation,
+        // or the delivery was sent): one read, on retries only, so first attempts cost nothing.
+        if job.attempt > 1 {
+            let current =
+                deliveries::retry_is_current(&self.pool, &job.delivery_id, job.generation)
+                    .await
+                    .map_err(|e| format!("delivery lookup failed: {e}"))?;
+            if !current {
+                tracing::info!("dropping a stale retry: its delivery was sent or resent since");
+                DUPLICATES_SUPPRESSED.with_label_values(&["stale"]).inc();
+                return Ok(Settled::Finished);
+            }
+        }
         if !endpoint.enabled {
             let reason = format!(
                 "endpoint disabled: {}",
@@ -299,9 +312,14 @@ impl SenderHandler {
         reason: String,
         label: &str,
     ) -> Result<(), String> {
-        deliveries::set_status(&self.pool, &job.delivery_id, DeliveryStatus::Dead)
+        let current = deliveries::mark_dead(&self.pool, &job.delivery_id, job.generation)
             .await
             .map_err(|e| format!("marking the delivery dead failed: {e}"))?;
+        if !current {
+            tracing::info!("dropping a stale job: its delivery was sent or resent since");
+            DUPLICATES_SUPPRESSED.with_label_values(&["stale"]).inc();
+            return Ok(());
+        }
         self.publisher
             .publish(Outgoing::dead(&self.namespace, job, reason))
             .await

@@ -59,7 +59,7 @@ pub static ENDPOINTS_DISABLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static DUPLICATES_SUPPRESSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_duplicate_jobs_total",
-        "Jobs acknowledged without a POST because their idempotency key said done.",
+        "Jobs acknowledged without a POST: their idempotency key said done, or they were stale.",
         &["state"]
     )
     .expect("metric registers once")
@@ -98,7 +98,9 @@ pub fn init(max_attempts: u32) {
     for reason in ["gone", "failing"] {
         ENDPOINTS_DISABLED.with_label_values(&[reason]);
     }
-    DUPLICATES_SUPPRESSED.with_label_values(&["done"]);
+    for state in ["done", "stale"] {
+        DUPLICATES_SUPPRESSED.with_label_values(&[state]);
+    }
     for state in ["open", "closed"] {
         BREAKER_TRANSITIONS.with_label_values(&[state]);
     }

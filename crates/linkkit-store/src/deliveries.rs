@@ -398,17 +398,43 @@ pub async fn record_attempts(
 
 /// Sets a delivery's status without an attempt (dead-lettered because its endpoint is gone or
 /// disabled, or requeued by a resend).
-pub async fn set_status(
+/// Marks the delivery `dead` for a job of `generation`, unless that job is stale: the delivery
+/// gone, in another generation (a resend replaced it) or sent meanwhile. `false`: nothing was
+/// changed and the job is to be dropped, not dead-lettered.
+pub async fn mark_dead(
     pool: &PgPool,
     delivery_id: &DeliveryId,
-    status: DeliveryStatus,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE deliveries SET status = $2, next_attempt_at = NULL WHERE id = $1")
-        .bind(delivery_id.as_str())
-        .bind(status.as_str())
-        .execute(pool)
-        .await?;
-    Ok(())
+    generation: u32,
+) -> Result<bool, StoreError> {
+    let marked = sqlx::query(
+        "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL \
+         WHERE id = $1 AND generation = $2 AND status <> 'succeeded'",
+    )
+    .bind(delivery_id.as_str())
+    .bind(i64::from(generation))
+    .execute(pool)
+    .await?;
+    Ok(marked.rows_affected() == 1)
+}
+
+/// Whether a retry of `generation` is still the delivery's to make: the delivery exists, is in
+/// that generation and is neither sent nor dead. A resend starts a new generation without
+/// reaching the old one's retry waiting in a queue; this is how that retry learns it is stale.
+pub async fn retry_is_current(
+    pool: &PgPool,
+    delivery_id: &DeliveryId,
+    generation: u32,
+) -> Result<bool, StoreError> {
+    let row: Option<(i32, String)> =
+        sqlx::query_as("SELECT generation, status FROM deliveries WHERE id = $1")
+            .bind(delivery_id.as_str())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some_and(|(current, status)| {
+        i64::from(current) == i64::from(generation)
+            && status != DeliveryStatus::Succeeded.as_str()
+            && status != DeliveryStatus::Dead.as_str()
+    }))
 }
 
 pub async fn list_for_endpoint(
