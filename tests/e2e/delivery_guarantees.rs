@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use linkkit_core::event::sample;
 use linkkit_core::{DeliveryId, EndpointId, Envelope, EventType, WorkspaceId};
+use linkkit_store::deliveries::PendingDelivery;
 use linkkit_store::endpoints::Subscribers;
 use linkkit_tests::{eventually, Receiver, TestEnv, TestWorkspace};
 use reqwest::StatusCode;
@@ -51,6 +52,70 @@ async fn redis_connection(env: &TestEnv) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
+}
+
+/// A workspace with one endpoint subscribed to `link.clicked`, at a receiver of its own.
+async fn clicks_endpoint(env: &TestEnv) -> (Receiver, TestWorkspace, Value) {
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let endpoint = acme
+        .api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    (receiver, acme, endpoint)
+}
+
+/// The sender's key for `delivery_id` in `generation`, once it says done, and the
+/// milliseconds it has left.
+async fn done_key(
+    env: &TestEnv,
+    redis: &redis::aio::MultiplexedConnection,
+    delivery_id: &str,
+    generation: u32,
+) -> (String, i64) {
+    let key = env
+        .config
+        .namespace
+        .redis_key(&["delivery", delivery_id, &generation.to_string()]);
+    let ttl_ms = eventually(&format!("{key} marked done"), DEADLINE, || {
+        let (mut redis, key) = (redis.clone(), key.clone());
+        async move {
+            let value: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            let ttl_ms: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            (value.as_deref() == Some("done")).then_some(ttl_ms)
+        }
+    })
+    .await;
+    (key, ttl_ms)
+}
+
+/// What a fan-out worker that died before publishing leaves behind: `event` and its delivery
+/// to `endpoint` stored, and no job.
+async fn store_without_publishing(
+    env: &TestEnv,
+    workspace: &TestWorkspace,
+    endpoint: &Value,
+    event: &Envelope,
+) -> Vec<PendingDelivery> {
+    linkkit_store::deliveries::create_for_event(
+        &env.pool,
+        &WorkspaceId::parse(&workspace.id).unwrap(),
+        event,
+        &Subscribers {
+            enabled: vec![EndpointId::parse(endpoint["id"].as_str().unwrap()).unwrap()],
+            disabled: vec![],
+        },
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,11 +414,7 @@ async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again
         ("LINKKIT_DISABLE_AFTER", "3h"),
     ])
     .await;
-    let receiver = Receiver::start().await;
-    let acme = env.create_workspace("Acme").await;
-    acme.api
-        .add_endpoint(&receiver.url, &["link.clicked"])
-        .await;
+    let (receiver, acme, _) = clicks_endpoint(&env).await;
     let event = sample(EventType::LinkClicked);
     env.publish_events(&acme.id, std::slice::from_ref(&event))
         .await;
@@ -361,27 +422,7 @@ async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again
     let delivery_id = delivery_once(&env, &event, "succeeded").await;
 
     let mut redis = redis_connection(&env).await;
-    let key = env
-        .config
-        .namespace
-        .redis_key(&["delivery", &delivery_id, "0"]);
-    let ttl_ms: i64 = eventually("the delivery's key marked done", DEADLINE, || {
-        let (mut redis, key) = (redis.clone(), key.clone());
-        async move {
-            let value: Option<String> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-            let ttl_ms: i64 = redis::cmd("PTTL")
-                .arg(&key)
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-            (value.as_deref() == Some("done")).then_some(ttl_ms)
-        }
-    })
-    .await;
+    let (key, ttl_ms) = done_key(&env, &redis, &delivery_id, 0).await;
     let hours = Duration::from_millis(ttl_ms as u64).as_secs_f64() / 3600.0;
     assert!(
         (26.9..=27.0).contains(&hours),
@@ -419,25 +460,9 @@ async fn an_event_that_comes_again_after_its_delivery_was_sent_is_not_sent_again
 async fn deliveries_stored_by_a_worker_that_died_before_publishing_are_sent_by_the_events_next_copy(
 ) {
     let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    let acme = env.create_workspace("Acme").await;
-    let endpoint = acme
-        .api
-        .add_endpoint(&receiver.url, &["link.clicked"])
-        .await;
+    let (receiver, acme, endpoint) = clicks_endpoint(&env).await;
     let event = sample(EventType::LinkClicked);
-    // What the dead worker did: the event and its delivery stored, no job published.
-    let stored = linkkit_store::deliveries::create_for_event(
-        &env.pool,
-        &WorkspaceId::parse(&acme.id).unwrap(),
-        &event,
-        &Subscribers {
-            enabled: vec![EndpointId::parse(endpoint["id"].as_str().unwrap()).unwrap()],
-            disabled: vec![],
-        },
-    )
-    .await
-    .unwrap();
+    let stored = store_without_publishing(&env, &acme, &endpoint, &event).await;
     assert_eq!(stored.len(), 1, "one pending delivery stored");
 
     env.publish_events(&acme.id, std::slice::from_ref(&event))
@@ -463,24 +488,9 @@ async fn deliveries_stored_by_a_worker_that_died_before_publishing_are_sent_by_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_delivery_whose_endpoint_was_disabled_before_its_job_turns_dead_and_replayable() {
     let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    let acme = env.create_workspace("Acme").await;
-    let endpoint = acme
-        .api
-        .add_endpoint(&receiver.url, &["link.clicked"])
-        .await;
+    let (receiver, acme, endpoint) = clicks_endpoint(&env).await;
     let event = sample(EventType::LinkClicked);
-    linkkit_store::deliveries::create_for_event(
-        &env.pool,
-        &WorkspaceId::parse(&acme.id).unwrap(),
-        &event,
-        &Subscribers {
-            enabled: vec![EndpointId::parse(endpoint["id"].as_str().unwrap()).unwrap()],
-            disabled: vec![],
-        },
-    )
-    .await
-    .unwrap();
+    store_without_publishing(&env, &acme, &endpoint, &event).await;
     let path = format!("/webhooks/{}", endpoint["id"].as_str().unwrap());
     let (status, _) = acme.api.patch(&path, json!({"enabled": false})).await;
     assert_eq!(status, StatusCode::OK);
@@ -508,33 +518,14 @@ async fn a_stored_delivery_whose_endpoint_was_disabled_before_its_job_turns_dead
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_of_an_event_publishes_a_pending_resend_in_its_own_generation() {
     let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    let acme = env.create_workspace("Acme").await;
-    acme.api
-        .add_endpoint(&receiver.url, &["link.clicked"])
-        .await;
+    let (receiver, acme, _) = clicks_endpoint(&env).await;
     let event = sample(EventType::LinkClicked);
     env.publish_events(&acme.id, std::slice::from_ref(&event))
         .await;
     receiver.wait_for(1, DEADLINE).await;
     let delivery_id = delivery_once(&env, &event, "succeeded").await;
     let mut redis = redis_connection(&env).await;
-    let first_key = env
-        .config
-        .namespace
-        .redis_key(&["delivery", &delivery_id, "0"]);
-    eventually("generation 0 marked done", DEADLINE, || {
-        let (mut redis, key) = (redis.clone(), first_key.clone());
-        async move {
-            let value: Option<String> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-            (value.as_deref() == Some("done")).then_some(())
-        }
-    })
-    .await;
+    done_key(&env, &redis, &delivery_id, 0).await;
 
     // A resend whose publish was lost: the delivery is pending in generation 1, with no job.
     let delivery = DeliveryId::parse(&delivery_id).unwrap();
@@ -574,12 +565,8 @@ async fn a_copy_of_an_event_publishes_a_pending_resend_in_its_own_generation() {
 async fn a_resend_while_a_retry_waits_replaces_the_retry() {
     // The retry waits 2.4 to 3.6 s (3 s, jittered).
     let env = TestEnv::start_with(&[("LINKKIT_RETRY_SCHEDULE", "3s,3s")]).await;
-    let receiver = Receiver::start().await;
+    let (receiver, acme, _) = clicks_endpoint(&env).await;
     receiver.respond_next(&[500]);
-    let acme = env.create_workspace("Acme").await;
-    acme.api
-        .add_endpoint(&receiver.url, &["link.clicked"])
-        .await;
     let event = sample(EventType::LinkClicked);
     env.publish_events(&acme.id, std::slice::from_ref(&event))
         .await;

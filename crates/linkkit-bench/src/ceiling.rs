@@ -162,11 +162,16 @@ impl Drain {
 
     /// Acknowledges what it holds and stops consuming; the number of messages it took.
     pub async fn stop(self) -> anyhow::Result<usize> {
-        let taken = self.taken.clone();
-        let _ = self.stop.send(());
-        self.task.await??;
+        let Drain {
+            taken,
+            stop,
+            task,
+            channel,
+        } = self;
+        let _ = stop.send(());
+        task.await??;
+        channel.close(200, "drained").await?;
         let taken = taken.borrow().0;
-        self.channel.close(200, "drained").await?;
         Ok(taken)
     }
 }

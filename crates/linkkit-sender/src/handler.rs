@@ -158,8 +158,7 @@ impl SenderHandler {
                     .await
                     .map_err(|e| format!("delivery lookup failed: {e}"))?;
             if !current {
-                tracing::info!("dropping a stale retry: its delivery was sent or resent since");
-                DUPLICATES_SUPPRESSED.with_label_values(&["stale"]).inc();
+                drop_stale_job();
                 return Ok(Settled::Finished);
             }
         }
@@ -316,8 +315,7 @@ impl SenderHandler {
             .await
             .map_err(|e| format!("marking the delivery dead failed: {e}"))?;
         if !current {
-            tracing::info!("dropping a stale job: its delivery was sent or resent since");
-            DUPLICATES_SUPPRESSED.with_label_values(&["stale"]).inc();
+            drop_stale_job();
             return Ok(());
         }
         self.publisher
@@ -393,6 +391,12 @@ fn signing_secrets(endpoint: &EndpointRow) -> Vec<WebhookSecret> {
         );
     }
     secrets
+}
+
+/// Says that a job is acknowledged unsent because its delivery was sent or resent since.
+fn drop_stale_job() {
+    tracing::info!("dropping a stale job: its delivery was sent or resent since");
+    DUPLICATES_SUPPRESSED.with_label_values(&["stale"]).inc();
 }
 
 fn record_metrics(outcome: &AttemptOutcome) {

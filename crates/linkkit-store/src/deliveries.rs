@@ -156,9 +156,10 @@ pub async fn create_for_events(
     // The update makes RETURNING report deliveries that already existed, with their old ids,
     // status and generation. It changes one thing: a delivery still `pending` whose endpoint
     // has been disabled since turns `dead`, as it would have been had the event come now, so a
-    // delivery whose job was never published (its worker died) is replayable, not stuck. `stored_events` holds only the events this statement
-    // inserted (an insert racing another's waits for it, then does nothing), so `first_time`
-    // is whether it stored the event. The links are locked in id order, as
+    // delivery whose job was never published (its worker died) is replayable, not stuck.
+    // `stored_events` holds only the events this statement inserted (an insert racing
+    // another's waits for it, then does nothing), so `first_time` is whether it stored the
+    // event. The links are locked in id order, as
     // `links::add_visits` does, so two statements counting on the same links never deadlock.
     let created: Vec<(String, String, String, bool, String, i32)> = sqlx::query_as(
         "WITH stored_events AS ( \
@@ -396,8 +397,6 @@ pub async fn record_attempts(
     Ok(())
 }
 
-/// Sets a delivery's status without an attempt (dead-lettered because its endpoint is gone or
-/// disabled, or requeued by a resend).
 /// Marks the delivery `dead` for a job of `generation`, unless that job is stale: the delivery
 /// gone, in another generation (a resend replaced it) or sent meanwhile. `false`: nothing was
 /// changed and the job is to be dropped, not dead-lettered.
@@ -425,16 +424,15 @@ pub async fn retry_is_current(
     delivery_id: &DeliveryId,
     generation: u32,
 ) -> Result<bool, StoreError> {
-    let row: Option<(i32, String)> =
-        sqlx::query_as("SELECT generation, status FROM deliveries WHERE id = $1")
-            .bind(delivery_id.as_str())
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.is_some_and(|(current, status)| {
-        i64::from(current) == i64::from(generation)
-            && status != DeliveryStatus::Succeeded.as_str()
-            && status != DeliveryStatus::Dead.as_str()
-    }))
+    let (current,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM deliveries \
+         WHERE id = $1 AND generation = $2 AND status NOT IN ('succeeded', 'dead'))",
+    )
+    .bind(delivery_id.as_str())
+    .bind(i64::from(generation))
+    .fetch_one(pool)
+    .await?;
+    Ok(current)
 }
 
 pub async fn list_for_endpoint(
