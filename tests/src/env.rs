@@ -165,8 +165,6 @@ impl TestEnv {
 
     /// Publishes an event straight onto the events exchange, as any service may.
     pub async fn publish_events(&self, workspace_id: &str, events: &[linkkit_core::Envelope]) {
-        let broker = Broker::new(self.config.amqp_url.expose());
-        let publisher = linkkit_bus::Publisher::new(broker.clone(), self.topology());
         let workspace = linkkit_core::WorkspaceId::parse(workspace_id).unwrap();
         let messages: Vec<linkkit_bus::Outgoing> = events
             .iter()
@@ -179,8 +177,15 @@ impl TestEnv {
                 )
             })
             .collect();
+        self.publish(&messages).await;
+    }
+
+    /// Publishes messages as they are, once the broker confirms them all.
+    pub async fn publish(&self, messages: &[linkkit_bus::Outgoing]) {
+        let broker = Broker::new(self.config.amqp_url.expose());
+        let publisher = linkkit_bus::Publisher::new(broker.clone(), self.topology());
         publisher
-            .publish_all(&messages)
+            .publish_all(messages)
             .await
             .expect("the broker confirms");
         broker.close().await;

@@ -163,15 +163,14 @@ pub(crate) async fn enqueue_new(
         .next()
         .ok_or(ApiError::NotFound("endpoint"))?;
     let delivery_id = delivery.id;
-    let job = DeliveryJob {
-        delivery_id: delivery_id.clone(),
-        workspace_id: workspace.clone(),
-        endpoint_id: endpoint.clone(),
-        attempt: 1,
-        generation: delivery.generation,
-        event_time: Utc::now(),
-        event: event.clone(),
-    };
+    let job = DeliveryJob::first_attempt(
+        delivery_id.clone(),
+        workspace.clone(),
+        endpoint.clone(),
+        delivery.generation,
+        Utc::now(),
+        event.clone(),
+    );
     publish_job(state, &job).await?;
     let row = deliveries::get(&state.pool, workspace, &delivery_id)
         .await?
@@ -191,15 +190,14 @@ async fn send_new_generation(
         })?;
     let delivery_id = DeliveryId::parse(&row.id).map_err(|e| ApiError::Internal(e.into()))?;
     let generation = deliveries::start_generation(&state.pool, &delivery_id).await?;
-    let job = DeliveryJob {
+    let job = DeliveryJob::first_attempt(
         delivery_id,
-        workspace_id: workspace.clone(),
-        endpoint_id: endpoint_id(&row.endpoint_id)?,
-        attempt: 1,
+        workspace.clone(),
+        endpoint_id(&row.endpoint_id)?,
         generation,
-        event_time: Utc::now(),
+        Utc::now(),
         event,
-    };
+    );
     publish_job(state, &job).await
 }
 

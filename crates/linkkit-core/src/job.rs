@@ -24,12 +24,53 @@ pub struct DeliveryJob {
     /// event-to-delivery lag.
     pub event_time: DateTime<Utc>,
     pub event: Envelope,
+    /// The delivery may have been sent already: the fan-out published this job again for a
+    /// copy of its event, or a sender parked it. The sender reads the delivery's status in
+    /// Postgres before sending such a job (as it does a retry's), so its Redis key need
+    /// remember a sent delivery only for as long as the job it first published can still be on
+    /// its way. Left out of the JSON when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub maybe_sent: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !flag
 }
 
 impl DeliveryJob {
+    /// The first attempt of a delivery's `generation`, as the fan-out, a resend or a replay
+    /// publishes it; `event_time` starts its lag.
+    pub fn first_attempt(
+        delivery_id: DeliveryId,
+        workspace_id: WorkspaceId,
+        endpoint_id: EndpointId,
+        generation: u32,
+        event_time: DateTime<Utc>,
+        event: Envelope,
+    ) -> DeliveryJob {
+        DeliveryJob {
+            delivery_id,
+            workspace_id,
+            endpoint_id,
+            attempt: 1,
+            generation,
+            event_time,
+            event,
+            maybe_sent: false,
+        }
+    }
+
     pub fn next_attempt(&self) -> DeliveryJob {
         DeliveryJob {
             attempt: self.attempt + 1,
+            ..self.clone()
+        }
+    }
+
+    /// This job as it is parked or published again: one whose delivery may have been sent.
+    pub fn maybe_sent(&self) -> DeliveryJob {
+        DeliveryJob {
+            maybe_sent: true,
             ..self.clone()
         }
     }
@@ -58,6 +99,7 @@ mod tests {
             generation: 0,
             event_time: Utc.with_ymd_and_hms(2026, 2, 27, 12, 45, 0).unwrap(),
             event,
+            maybe_sent: false,
         };
         assert_eq!(
             serde_json::to_value(&job).unwrap(),
@@ -77,5 +119,28 @@ mod tests {
             })
         );
         assert_eq!(job.next_attempt().attempt, 3);
+    }
+
+    #[test]
+    fn a_job_that_may_have_been_sent_says_so_and_a_job_without_the_field_has_not() {
+        let job = DeliveryJob::first_attempt(
+            DeliveryId::generate(),
+            WorkspaceId::generate(),
+            EndpointId::generate(),
+            0,
+            Utc::now(),
+            Envelope::new(EventType::LinkClicked, json!({})),
+        );
+        let parked = job.maybe_sent();
+        let json = serde_json::to_value(&parked).unwrap();
+        assert_eq!(json["maybe_sent"], true);
+        let back: DeliveryJob = serde_json::from_value(json).unwrap();
+        assert!(back.maybe_sent);
+        assert!(back.next_attempt().maybe_sent, "a retry keeps the flag");
+        // A job published by an older release has no field: it was not flagged.
+        let unflagged = serde_json::to_value(&job).unwrap();
+        assert!(unflagged.get("maybe_sent").is_none());
+        let back: DeliveryJob = serde_json::from_value(unflagged).unwrap();
+        assert!(!back.maybe_sent);
     }
 }

@@ -184,18 +184,24 @@ impl FanoutHandler {
             .into_iter()
             .map(|delivery| {
                 let job = DeliveryJob {
-                    delivery_id: delivery.id,
-                    workspace_id: workspace_id.clone(),
-                    endpoint_id: delivery.endpoint_id,
-                    attempt: 1,
-                    generation: delivery.generation,
-                    event_time: occurred_at,
-                    event: event.clone(),
+                    // A copy of the event: its first copy may have published this job already,
+                    // and the job may have been sent since.
+                    maybe_sent: !stored.first_time,
+                    ..DeliveryJob::first_attempt(
+                        delivery.id,
+                        workspace_id.clone(),
+                        delivery.endpoint_id,
+                        delivery.generation,
+                        occurred_at,
+                        event.clone(),
+                    )
                 };
                 match self.parking_delay(&job.endpoint_id, now) {
                     Some(delay) => {
+                        // It comes back from the retry queue long after a copy of it may have
+                        // been sent, so the sender checks it first.
                         parked += 1;
-                        Outgoing::retry(&self.namespace, delay, &job)
+                        Outgoing::retry(&self.namespace, delay, &job.maybe_sent())
                     }
                     None => Outgoing::job(&self.namespace, &job),
                 }

@@ -115,12 +115,14 @@ pub async fn replay(
         });
         if still_dead {
             let generation = deliveries::start_generation(pool, &job.delivery_id).await?;
-            let again = DeliveryJob {
-                attempt: 1,
+            let again = DeliveryJob::first_attempt(
+                job.delivery_id,
+                job.workspace_id,
+                job.endpoint_id,
                 generation,
-                event_time: Utc::now(),
-                ..job
-            };
+                Utc::now(),
+                job.event,
+            );
             publisher
                 .publish(Outgoing::job(&topology.namespace, &again))
                 .await?;

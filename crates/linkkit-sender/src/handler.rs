@@ -7,7 +7,7 @@ use chrono::Utc;
 use linkkit_bus::metrics::DEAD_LETTERED;
 use linkkit_bus::{Handled, Handler, Message, Outgoing, Publisher};
 use linkkit_cache::{Idempotency, NextAction};
-use linkkit_core::retry::{decide, Decision, RetrySchedule};
+use linkkit_core::retry::{decide, Decision};
 use linkkit_core::signing::WebhookSecret;
 use linkkit_core::{DeliveryJob, EndpointId, Namespace};
 use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
@@ -29,20 +29,15 @@ use crate::SenderSettings;
 
 /// The claim outlives the longest attempt by this much (see svix-webhooks PR #2181).
 const CLAIM_MARGIN: Duration = Duration::from_secs(10);
-/// How much longer than any copy of a job can circulate a sent delivery is remembered: for a
-/// stray copy that then waits behind a backlog in the deliveries queue.
-const DONE_MARGIN: Duration = Duration::from_secs(24 * 3600);
-
-/// How long a sent delivery's key says "done", to absorb a stray copy of its job (one deferred
-/// while another sender held the claim, or published again for a delivery still `pending`):
-/// as long as such a copy can circulate, and [`DONE_MARGIN`] more. A copy waits in a retry
-/// queue at most the longest tier; a copy for an endpoint whose circuit is open is parked again
-/// and again without an attempt, until the endpoint answers or is disabled for failing
-/// `disable_after` (5 days by default). A copy of the event itself, however late, makes no job
-/// for a delivery already sent (the fan-out publishes only `pending` ones).
-pub fn done_ttl(schedule: &RetrySchedule, disable_after: Duration) -> Duration {
-    schedule.longest_tier().max(disable_after) + DONE_MARGIN
-}
+/// How long a sent delivery's key says "done". Every job that can come late is checked in
+/// Postgres before it is sent: a retry, a job that waited in a retry queue (parked by a sender
+/// or by the fan-out), a job the broker hands out again, and a job the fan-out published for a
+/// copy of its event (the field `DeliveryJob::maybe_sent`). What is left for the key is the
+/// job the fan-out first published, straight to the deliveries queue, when a copy of it was
+/// sent first: the two were published moments apart into the same queue, so they are taken
+/// moments apart, however long the queue. An hour covers that with room to spare, and keeps
+/// the keys to an hour of deliveries (about 43 MB at 100 deliveries/s).
+pub const DONE_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub struct SenderHandler {
@@ -58,8 +53,6 @@ pub struct SenderHandler {
     pub settings: SenderSettings,
     pub guards: EndpointGuards,
     pub notices: ParkingNotices,
-    /// [`done_ttl`] of the settings' schedule.
-    pub done_ttl: Duration,
 }
 
 /// What became of the job, and so what to do with its idempotency key.
@@ -76,13 +69,22 @@ impl Handler for SenderHandler {
             Ok(job) => job,
             Err(error) => return Handled::Poison(format!("not a delivery job: {error}")),
         };
-        self.deliver(job).await
+        let check_first = may_be_stale(&job, message.redelivered);
+        self.deliver(job, check_first).await
     }
+}
+
+/// Whether the job may come after its delivery was sent or resent, so that the delivery's
+/// status is read before anything is sent: a retry, a job marked `maybe_sent`, or one the
+/// broker hands out again (its worker may have sent it before it stopped). A first attempt
+/// fresh from the fan-out is not: the fan-out has just stored its delivery as `pending`.
+fn may_be_stale(job: &DeliveryJob, redelivered: bool) -> bool {
+    job.attempt > 1 || job.maybe_sent || redelivered
 }
 
 impl SenderHandler {
     #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, endpoint_id = %job.endpoint_id, event_id = %job.event.id, attempt = job.attempt))]
-    async fn deliver(&self, job: DeliveryJob) -> Handled {
+    async fn deliver(&self, job: DeliveryJob, check_first: bool) -> Handled {
         // An open circuit or a stuck endpoint is known in memory: such a job is parked at once,
         // with no Redis claim and no database lookup, so a failing or hanging neighbour costs
         // the others little.
@@ -121,13 +123,13 @@ impl SenderHandler {
                 false
             }
         };
-        let (handled, settled) = match self.attempt_and_settle(&job).await {
+        let (handled, settled) = match self.attempt_and_settle(&job, check_first).await {
             Ok(settled) => (Handled::Done, settled),
             Err(reason) => (Handled::Requeue(reason), Settled::Release),
         };
         if claimed {
             let marked = match settled {
-                Settled::Finished => self.idempotency.finish(&key, self.done_ttl).await,
+                Settled::Finished => self.idempotency.finish(&key, DONE_TTL).await,
                 Settled::Release => self.idempotency.release(&key).await,
             };
             if let Err(error) = marked {
@@ -139,7 +141,11 @@ impl SenderHandler {
 
     /// Everything after the claim. `Err` means a dependency failed before the outcome was
     /// durable: the job goes back to the queue.
-    async fn attempt_and_settle(&self, job: &DeliveryJob) -> Result<Settled, String> {
+    async fn attempt_and_settle(
+        &self,
+        job: &DeliveryJob,
+        check_first: bool,
+    ) -> Result<Settled, String> {
         let endpoint = self
             .endpoints
             .run((job.workspace_id.clone(), job.endpoint_id.clone()))
@@ -150,13 +156,12 @@ impl SenderHandler {
             tracing::info!("dropping a job for a deleted endpoint");
             return Ok(Settled::Finished);
         };
-        // A retry may have been overtaken while it waited (a resend started a new generation,
-        // or the delivery was sent): one read, on retries only, so first attempts cost nothing.
-        if job.attempt > 1 {
-            let current =
-                deliveries::retry_is_current(&self.pool, &job.delivery_id, job.generation)
-                    .await
-                    .map_err(|e| format!("delivery lookup failed: {e}"))?;
+        // A resend may have started a new generation, or the delivery been sent, since the job
+        // was published: one read for a job that may be stale, none for a fresh first attempt.
+        if check_first {
+            let current = deliveries::still_to_send(&self.pool, &job.delivery_id, job.generation)
+                .await
+                .map_err(|e| format!("delivery lookup failed: {e}"))?;
             if !current {
                 drop_stale_job();
                 return Ok(Settled::Finished);
@@ -367,7 +372,7 @@ impl SenderHandler {
             return Err(format!("no retry queue to defer to ({reason})"));
         };
         self.publisher
-            .publish(Outgoing::retry(&self.namespace, delay, job))
+            .publish(Outgoing::retry(&self.namespace, delay, &job.maybe_sent()))
             .await
             .map_err(|e| format!("deferring the job failed: {e}"))?;
         JOBS_DEFERRED.with_label_values(&[reason]).inc();
@@ -420,23 +425,24 @@ fn describe(outcome: &AttemptOutcome) -> String {
 
 #[cfg(test)]
 mod tests {
-    use linkkit_core::retry::DEFAULT_SCHEDULE;
+    use chrono::Utc;
+    use linkkit_core::{DeliveryId, EndpointId, EventType, WorkspaceId};
 
     use super::*;
 
     #[test]
-    fn a_sent_delivery_is_remembered_while_a_copy_can_circulate_and_a_day_more() {
-        let schedule = RetrySchedule::parse(DEFAULT_SCHEDULE).unwrap();
-        let five_days = Duration::from_secs(5 * 24 * 3600);
-        assert_eq!(
-            done_ttl(&schedule, five_days),
-            Duration::from_secs(6 * 24 * 3600)
+    fn only_a_fresh_first_attempt_is_sent_without_reading_its_delivery() {
+        let fresh = DeliveryJob::first_attempt(
+            DeliveryId::generate(),
+            WorkspaceId::generate(),
+            EndpointId::generate(),
+            0,
+            Utc::now(),
+            linkkit_core::Envelope::new(EventType::LinkClicked, serde_json::json!({})),
         );
-        // A schedule that outlasts disabling sets the bound.
-        let long = RetrySchedule::parse("1s,5d").unwrap();
-        assert_eq!(
-            done_ttl(&long, Duration::from_secs(3600)),
-            Duration::from_secs(7 * 24 * 3600)
-        );
+        assert!(!may_be_stale(&fresh, false));
+        assert!(may_be_stale(&fresh, true), "handed out again");
+        assert!(may_be_stale(&fresh.next_attempt(), false), "a retry");
+        assert!(may_be_stale(&fresh.maybe_sent(), false), "parked or a copy");
     }
 }

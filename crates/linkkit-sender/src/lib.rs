@@ -82,7 +82,6 @@ pub async fn run(
         publisher: publisher.clone(),
         idempotency: Idempotency::new(redis, namespace.clone()),
         namespace,
-        done_ttl: handler::done_ttl(&settings.schedule, settings.disable_after),
         settings,
     });
     let following = follow_endpoint_changes(

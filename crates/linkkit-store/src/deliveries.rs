@@ -416,10 +416,11 @@ pub async fn mark_dead(
     Ok(marked.rows_affected() == 1)
 }
 
-/// Whether a retry of `generation` is still the delivery's to make: the delivery exists, is in
+/// Whether a job of `generation` is still the delivery's to send: the delivery exists, is in
 /// that generation and is neither sent nor dead. A resend starts a new generation without
-/// reaching the old one's retry waiting in a queue; this is how that retry learns it is stale.
-pub async fn retry_is_current(
+/// reaching the old one's retry waiting in a queue, and a copy of a job may come after its
+/// delivery was sent; this is how such a job learns it is stale.
+pub async fn still_to_send(
     pool: &PgPool,
     delivery_id: &DeliveryId,
     generation: u32,
