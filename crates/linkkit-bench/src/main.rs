@@ -5,6 +5,7 @@
 //! `cargo run --release -p linkkit-bench -- [--runs 3] [SCENARIO…]`
 
 mod ceiling;
+mod cpu;
 mod pipeline;
 mod receiver;
 mod redirect;
@@ -98,10 +99,15 @@ async fn main() -> anyhow::Result<()> {
     line("| figure | min | median | max | unit |");
     line("|---|---|---|---|---|");
 
-    let mut ceilings = Vec::new();
+    let (mut ceilings, mut ceiling_cpu) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        ceilings
-            .push(ceiling::broker_ceiling(linkkit_tests::TestEnv::amqp_url(), args.events).await?);
+        let (rate, cpu, _) = cpu::measure(ceiling::broker_ceiling(
+            linkkit_tests::TestEnv::amqp_url(),
+            args.events,
+        ))
+        .await;
+        ceilings.push(rate?);
+        ceiling_cpu.push(cpu);
     }
     row(
         "raw broker ceiling (persistent, confirmed, acked)",
@@ -109,6 +115,12 @@ async fn main() -> anyhow::Result<()> {
         &ceilings,
     );
     let (_, ceiling_median, _) = spread(&ceilings);
+    if chosen
+        .iter()
+        .any(|s| matches!(s, Scenario::Ceiling | Scenario::Throughput))
+    {
+        cpu_rows("ceiling", "message", &ceiling_cpu, args.events);
+    }
 
     for scenario in chosen {
         match scenario {
@@ -121,9 +133,11 @@ async fn main() -> anyhow::Result<()> {
                     (", fan-out and sender only", pipeline::Shape::PipelineOnly),
                 ];
                 for (label, shape) in shapes {
-                    let mut rates = Vec::new();
+                    let (mut rates, mut uses) = (Vec::new(), Vec::new());
                     for _ in 0..runs {
-                        rates.push(pipeline::throughput(args.events, shape).await);
+                        let (rate, cpu) = pipeline::throughput(args.events, shape).await;
+                        rates.push(rate);
+                        uses.push(cpu);
                     }
                     row(
                         &format!("throughput: {} events, one endpoint{label}", args.events),
@@ -136,6 +150,12 @@ async fn main() -> anyhow::Result<()> {
                         &format!("throughput{label} as a share of the broker ceiling"),
                         "%",
                         &ratios,
+                    );
+                    cpu_rows(
+                        &format!("throughput{label}"),
+                        "delivery",
+                        &uses,
+                        args.events,
                     );
                 }
             }
@@ -260,6 +280,25 @@ async fn main() -> anyhow::Result<()> {
         dump_metrics();
     }
     Ok(())
+}
+
+/// One row per part of the machine: the microseconds of one core it spent per `item` over the
+/// measured interval, then all of them but idle.
+fn cpu_rows(label: &str, item: &str, uses: &[cpu::CpuUse], items: usize) {
+    for part in cpu::Part::ALL {
+        let values: Vec<f64> = uses.iter().map(|u| u.micros_per(part, items)).collect();
+        row(
+            &format!("{label}: CPU per {item}, {}", part.name()),
+            "µs",
+            &values,
+        );
+    }
+    let busy: Vec<f64> = uses.iter().map(|u| u.busy_micros_per(items)).collect();
+    row(
+        &format!("{label}: CPU per {item}, all but idle"),
+        "µs",
+        &busy,
+    );
 }
 
 /// The process's own Linkkit metrics (deferrals, duplicates, fan-out outcomes…), to see where

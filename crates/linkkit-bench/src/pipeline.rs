@@ -10,6 +10,7 @@ use linkkit_core::{Envelope, EventType, WorkspaceId};
 use linkkit_tests::TestEnv;
 use serde_json::json;
 
+use crate::cpu::{self, CpuUse};
 use crate::receiver::{now_us, Behaviour, BenchReceiver};
 use crate::stats::percentile;
 
@@ -165,9 +166,10 @@ pub enum Shape {
     PipelineOnly,
 }
 
-/// Deliveries per second, end to end, for `events` events to one endpoint; every attempt is
-/// recorded before the figure is taken.
-pub async fn throughput(events: usize, shape: Shape) -> f64 {
+/// Deliveries per second, end to end, for `events` events to one endpoint, and the machine's
+/// CPU from the first publish to the last delivery; every attempt is recorded before the figure
+/// is taken.
+pub async fn throughput(events: usize, shape: Shape) -> (f64, CpuUse) {
     let bench = match shape {
         Shape::AsDeployed => Bench::start(&[], &[Service::All]).await,
         Shape::PipelineOnly => Bench::start(&[], &[Service::Fanout, Service::Sender]).await,
@@ -175,12 +177,12 @@ pub async fn throughput(events: usize, shape: Shape) -> f64 {
     bench
         .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
         .await;
-    let rate = bench.clicks_delivered_per_second(events, events).await;
+    let (rate, cpu, _) = cpu::measure(bench.clicks_delivered_per_second(events, events)).await;
     while bench.attempts_recorded().await < events as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bench.stop().await;
-    rate
+    (rate, cpu)
 }
 
 /// p50/p95/p99/max event-to-delivery in ms, at `rate` events/s for `seconds`.
