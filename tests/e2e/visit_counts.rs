@@ -108,6 +108,132 @@ async fn a_click_published_twice_counts_once_and_never_on_another_workspaces_lin
     env.stop().await;
 }
 
+/// Without a subscriber, a visit's event id is remembered in Postgres: a copy that comes later
+/// counts nothing, with nothing in Redis; and a week on the fan-out forgets it, in batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_subscriber_a_visit_is_remembered_for_a_week_and_counts_once() {
+    let env = TestEnv::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let link_id = add_link(&acme, "remembered").await;
+    let click = visit_event(EventType::LinkClicked, &link_id);
+    env.publish_events(&acme.id, std::slice::from_ref(&click))
+        .await;
+    eventually("the click counted", DEADLINE, || async {
+        (visits(&acme, &link_id).await == (1, 0)).then_some(())
+    })
+    .await;
+    let remembered = |event_id: String| {
+        let pool = env.pool.clone();
+        async move {
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM counted_visits WHERE event_id = $1")
+                    .bind(event_id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            count
+        }
+    };
+    assert_eq!(remembered(click.id.to_string()).await, 1);
+    let mut redis = redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pattern = format!("{}*", env.config.namespace.redis_key(&["fanout"]));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "nothing kept in Redis: {keys:?}");
+
+    // The copy, then a later click: once that one is counted, the copy was taken.
+    let later = visit_event(EventType::LinkClicked, &link_id);
+    env.publish_events(&acme.id, &[click.clone(), later.clone()])
+        .await;
+    eventually("the later click counted", DEADLINE, || async {
+        (remembered(later.id.to_string()).await == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        visits(&acme, &link_id).await,
+        (2, 0),
+        "the copy counted nothing"
+    );
+
+    // A week on, the first click is forgotten and the later one, counted now, is not.
+    sqlx::query(
+        "UPDATE counted_visits SET counted_at = now() - interval '8 days' WHERE event_id = $1",
+    )
+    .bind(click.id.as_str())
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let forgotten = linkkit_fanout::visit_ledger::prune(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+    assert_eq!(remembered(click.id.to_string()).await, 0);
+    assert_eq!(remembered(later.id.to_string()).await, 1);
+    env.stop().await;
+}
+
+/// A copy of a visit that finds its subscriptions changed since the first copy counts nothing:
+/// counted while no endpoint subscribed, then stored with an endpoint subscribed (and sent to
+/// it); or counted when stored, then come again once no endpoint subscribes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_finds_its_subscriptions_changed_counts_nothing() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    let link_id = add_link(&acme, "changing").await;
+    let first = visit_event(EventType::LinkClicked, &link_id);
+    env.publish_events(&acme.id, std::slice::from_ref(&first))
+        .await;
+    eventually("the unsubscribed click counted", DEADLINE, || async {
+        (visits(&acme, &link_id).await == (1, 0)).then_some(())
+    })
+    .await;
+
+    let endpoint = acme
+        .api
+        .add_endpoint(&receiver.url, &["link.clicked"])
+        .await;
+    let second = visit_event(EventType::LinkClicked, &link_id);
+    env.publish_events(&acme.id, &[first.clone(), second.clone()])
+        .await;
+    receiver.wait_for_distinct(2, DEADLINE).await;
+    eventually("the subscribed click counted", DEADLINE, || async {
+        (visits(&acme, &link_id).await.0 >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        visits(&acme, &link_id).await,
+        (2, 0),
+        "the first click's copy, stored now, counted nothing"
+    );
+
+    let path = format!("/webhooks/{}", endpoint["id"].as_str().unwrap());
+    let (status, _) = acme.api.delete(&path).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let third = visit_event(EventType::LinkClicked, &link_id);
+    env.publish_events(&acme.id, &[second, third]).await;
+    eventually("the third click counted", DEADLINE, || async {
+        (visits(&acme, &link_id).await.0 >= 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        visits(&acme, &link_id).await,
+        (3, 0),
+        "the second click's copy, unsubscribed now, counted nothing"
+    );
+    env.stop().await;
+}
+
 /// With an endpoint subscribed, a visit is counted in the statement that stores its event, and
 /// only by the statement that stores it: a copy that comes back (republished, or redelivered
 /// after a worker died having stored it) counts nothing, whatever Redis holds; and never on

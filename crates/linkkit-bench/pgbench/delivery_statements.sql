@@ -5,7 +5,7 @@
 \set b random(1, 1000000000000)
 WITH ids AS (SELECT :b || '_' || i AS k FROM generate_series(1, 32) i),
 stored_events AS (INSERT INTO events (id, workspace_id, event_type, payload) SELECT 'evt_'||k, 'ws_1', 'link.clicked', '{"type":"link.clicked","id":"evt_0123456789","timestamp":"2026-12-01T00:00:00Z","data":{"link_id":"lnk_1","short_url":"https://lk.it/abc","destination_url":"https://example.com/some/path","device":"Desktop","click_location":"Unknown","browser":"Chrome","os":"Linux","referrer":null}}'::jsonb FROM ids ON CONFLICT (id) DO NOTHING RETURNING id),
-first_visits AS (SELECT 'ws_1' AS workspace_id, 'lnk_1' AS link_id, count(*) AS clicks, 0 AS scans FROM ids WHERE 'evt_'||k IN (SELECT id FROM stored_events) HAVING count(*) > 0),
+first_visits AS (SELECT 'ws_1' AS workspace_id, 'lnk_1' AS link_id, count(*) AS clicks, 0 AS scans FROM ids WHERE 'evt_'||k IN (SELECT id FROM stored_events) AND NOT EXISTS (SELECT 1 FROM counted_visits c WHERE c.event_id = 'evt_'||k) HAVING count(*) > 0),
 locked_links AS (SELECT l.id FROM links l JOIN first_visits f ON l.id = f.link_id AND l.workspace_id = f.workspace_id ORDER BY l.id FOR UPDATE OF l),
 counted AS (UPDATE links SET clicks = links.clicks + f.clicks, scans = links.scans + f.scans FROM first_visits f JOIN locked_links k ON k.id = f.link_id WHERE links.id = f.link_id AND links.workspace_id = f.workspace_id)
 INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) SELECT 'dlv_'||k, 'ws_1', 'evt_'||k, 'link.clicked', 'ep_1', 'pending' FROM ids

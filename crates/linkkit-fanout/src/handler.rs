@@ -1,10 +1,9 @@
 //! One event → one job per subscribed endpoint, and for a click or a scan, one more on its
 //! link's counters (in the statement that stores the event, when any endpoint subscribes).
 //!
-//! Postgres keeps an event that comes twice from counting twice when it is stored (the event's
-//! row is written once); a Redis key does it for a visit no endpoint subscribes to, which is
-//! stored nowhere. A stored event needs no key of its own: that would cost two Redis round
-//! trips per event to spare the senders the rare republished job they absorb anyway.
+//! Postgres keeps an event that comes twice from counting twice: a stored event's row is
+//! written once, and a visit no endpoint subscribes to (so stored nowhere) leaves its event id
+//! in `counted_visits`, pruned after a week (see `visit_ledger`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +14,6 @@ use linkkit_bus::{
     header_string, Handled, Handler, Message, Outgoing, Publisher, OCCURRED_AT_HEADER,
     WORKSPACE_HEADER,
 };
-use linkkit_cache::{Idempotency, NextAction};
 use linkkit_core::retry::RetrySchedule;
 use linkkit_core::{DeliveryJob, EndpointId, Envelope, EventType, LinkId, Namespace, WorkspaceId};
 use linkkit_store::deliveries::NewEvent;
@@ -28,14 +26,6 @@ use linkkit_store::worker_queries::{CountVisits, CreateDeliveries};
 use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, JOBS_PARKED, VISITS_COUNTED};
 use crate::parked_view::ParkedView;
 
-/// Longer than counting one visit can take, with margin.
-const CLAIM_TTL: Duration = Duration::from_secs(60);
-/// How long a counted visit of an unsubscribed event is remembered, to absorb duplicates: most
-/// copies come within seconds (a redelivery after a worker died), but a redirect that holds a
-/// partly confirmed batch through a broker outage publishes all of it again when the broker
-/// is back, however long that took.
-const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
 #[derive(Debug)]
 pub struct FanoutHandler {
     /// The per-event lookup, from memory that endpoint changes keep fresh, and the per-event
@@ -44,7 +34,6 @@ pub struct FanoutHandler {
     pub deliveries: Grouped<CreateDeliveries>,
     pub visits: Grouped<CountVisits>,
     pub publisher: Arc<Publisher>,
-    pub idempotency: Idempotency,
     pub namespace: Namespace,
     /// Endpoints whose jobs the senders are parking.
     pub parked: ParkedView,
@@ -103,46 +92,24 @@ impl FanoutHandler {
     }
 
     /// Adds the visit of an event no endpoint subscribes to (so stored nowhere) to its link's
-    /// counters, once: the event's Redis key remembers that it was counted, so a redelivered
-    /// or republished copy counts nothing. Without Redis the visit is counted unguarded.
+    /// counters, once: Postgres remembers the event's id, so a redelivered or republished copy
+    /// counts nothing.
     async fn count_visit_once(&self, event: &Envelope, visit: Visit) -> Handled {
-        let key = self.idempotency.key(&["fanout", event.id.as_str()]);
-        let claimed = match self.idempotency.claim(&key, CLAIM_TTL).await {
-            Ok(NextAction::AlreadyDone) => {
-                EVENTS_FANNED_OUT.with_label_values(&["duplicate"]).inc();
-                return Handled::Done;
-            }
-            Ok(NextAction::InFlightElsewhere) => {
-                EVENTS_FANNED_OUT.with_label_values(&["requeued"]).inc();
-                return Handled::Requeue("another worker is counting this visit".into());
-            }
-            Ok(NextAction::Proceed) => true,
-            Err(error) => {
-                tracing::warn!(error = %error, "Redis unavailable; counting the visit without its done marker");
-                false
-            }
-        };
         let kind = visit.kind;
-        let outcome = match self.visits.run(visit).await {
-            Ok(()) => {
+        match self.visits.run((event.id.clone(), visit)).await {
+            Ok(true) => {
                 VISITS_COUNTED.with_label_values(&[kind.as_str()]).inc();
                 EVENTS_FANNED_OUT
                     .with_label_values(&["no_subscribers"])
                     .inc();
                 Handled::Done
             }
-            Err(error) => Handled::Requeue(format!("counting the visit failed: {error}")),
-        };
-        if claimed {
-            let marked = match &outcome {
-                Handled::Done => self.idempotency.finish(&key, DONE_TTL).await,
-                _ => self.idempotency.release(&key).await,
-            };
-            if let Err(error) = marked {
-                tracing::warn!(error = %error, "could not update the visit's done marker");
+            Ok(false) => {
+                EVENTS_FANNED_OUT.with_label_values(&["duplicate"]).inc();
+                Handled::Done
             }
+            Err(error) => Handled::Requeue(format!("counting the visit failed: {error}")),
         }
-        outcome
     }
 
     /// Stores the event with its deliveries (and counts its visit, if this statement is the

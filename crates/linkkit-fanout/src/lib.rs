@@ -1,13 +1,14 @@
 //! Fan-out workers: one raw event from `{ns}.fanout` becomes one delivery job per enabled
 //! endpoint of its workspace subscribed to its type; a click or a scan is also added to its
 //! link's `clicks` or `scans`: in the statement that stores the event and its deliveries, once
-//! per event, or, when no endpoint subscribes, in one grouped `UPDATE` for the visits in flight.
+//! per event, or, when no endpoint subscribes, in one grouped statement for the visits in
+//! flight that remembers their event ids in `counted_visits` (pruned after a week).
 //!
 //! Order of effects, so nothing is lost: deliveries are recorded in Postgres, every job is
-//! published and confirmed, the event's Redis key is marked done, and only then is the message
-//! acknowledged. A crash in between means the message comes back; the deliveries already in
-//! Postgres are found again (unique per event × endpoint) and duplicate jobs are absorbed by the
-//! senders' idempotency keys.
+//! published and confirmed, and only then is the message acknowledged. A crash in between means
+//! the message comes back; the deliveries already in Postgres are found again (unique per event
+//! × endpoint), their jobs published again if still `pending` and marked as maybe sent, and the
+//! senders' idempotency keys and status checks absorb the copies.
 //!
 //! Which endpoints subscribe to an event is answered from memory that every endpoint change
 //! drops as it commits (see `linkkit_store::endpoint_cache`).
@@ -19,12 +20,13 @@ mod handler;
 pub mod legacy_counters;
 pub mod metrics;
 mod parked_view;
+pub mod visit_ledger;
 
 use std::sync::Arc;
 
 use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
 use linkkit_cache::parked::ParkedEndpoints;
-use linkkit_cache::{Idempotency, Redis};
+use linkkit_cache::Redis;
 use linkkit_core::retry::RetrySchedule;
 use linkkit_store::endpoint_cache::{follow_endpoint_changes, CachedSubscribers};
 use linkkit_store::group::{GroupLimits, Grouped};
@@ -62,7 +64,6 @@ pub async fn run(
         deliveries: Grouped::new(CreateDeliveries(pool.clone()), GroupLimits::default()),
         visits: Grouped::new(CountVisits(pool.clone()), GroupLimits::default()),
         publisher: publisher.clone(),
-        idempotency: Idempotency::new(redis.clone(), namespace.clone()),
         namespace: namespace.clone(),
         parked: ParkedView::default(),
         retry_schedule: settings.retry_schedule.clone(),
@@ -88,6 +89,7 @@ pub async fn run(
     tokio::join!(
         retiring,
         following,
+        visit_ledger::keep_pruned(pool.clone(), shutdown.clone()),
         handler.parked.keep_fresh(parked, shutdown.clone()),
         run_consumer(
             broker,

@@ -23,7 +23,7 @@ pub static JOBS_PARKED: LazyLock<IntCounter> = LazyLock::new(|| {
 pub static EVENTS_FANNED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_fanout_events_total",
-        "Events handled by fan-out workers, by outcome (fanned_out, no_subscribers, duplicate, requeued).",
+        "Events handled by fan-out workers, by outcome (fanned_out, no_subscribers, duplicate).",
         &["outcome"]
     )
     .expect("metric registers once")
@@ -42,7 +42,7 @@ pub static VISITS_COUNTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub fn init() {
     LazyLock::force(&JOBS_FANNED_OUT);
     LazyLock::force(&JOBS_PARKED);
-    for outcome in ["fanned_out", "no_subscribers", "duplicate", "requeued"] {
+    for outcome in ["fanned_out", "no_subscribers", "duplicate"] {
         EVENTS_FANNED_OUT.with_label_values(&[outcome]);
     }
     for kind in ["click", "scan"] {

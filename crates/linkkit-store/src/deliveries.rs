@@ -159,38 +159,28 @@ pub async fn create_for_events(
     // delivery whose job was never published (its worker died) is replayable, not stuck.
     // `stored_events` holds only the events this statement inserted (an insert racing
     // another's waits for it, then does nothing), so `first_time` is whether it stored the
-    // event. The links are locked in id order, as
-    // `links::add_visits` does, so two statements counting on the same links never deadlock.
-    let created: Vec<(String, String, String, bool, String, i32)> = sqlx::query_as(
+    // event; its visit counts then, unless `counted_visits` holds it (a copy counted while no
+    // endpoint subscribed), on its link (see `links::count_on_links`).
+    let created: Vec<(String, String, String, bool, String, i32)> = sqlx::query_as(concat!(
         "WITH stored_events AS ( \
              INSERT INTO events (id, workspace_id, event_type, payload) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) \
              ON CONFLICT (id) DO NOTHING \
              RETURNING id), \
-         first_visits AS ( \
-             SELECT v.workspace_id, v.link_id, \
-                    count(*) FILTER (WHERE v.kind = 'click') AS clicks, \
-                    count(*) FILTER (WHERE v.kind = 'scan') AS scans \
-             FROM UNNEST($11::text[], $12::text[], $13::text[], $14::text[]) \
+         counting AS ( \
+             SELECT v.* FROM UNNEST($11::text[], $12::text[], $13::text[], $14::text[]) \
                   AS v(event_id, workspace_id, link_id, kind) \
              WHERE v.event_id IN (SELECT id FROM stored_events) \
-             GROUP BY v.workspace_id, v.link_id), \
-         locked_links AS ( \
-             SELECT l.id FROM links l JOIN first_visits f \
-                  ON l.id = f.link_id AND l.workspace_id = f.workspace_id \
-             ORDER BY l.id FOR UPDATE OF l), \
-         counted AS ( \
-             UPDATE links SET clicks = links.clicks + f.clicks, scans = links.scans + f.scans \
-             FROM first_visits f JOIN locked_links k ON k.id = f.link_id \
-             WHERE links.id = f.link_id AND links.workspace_id = f.workspace_id) \
+             AND NOT EXISTS (SELECT 1 FROM counted_visits c WHERE c.event_id = v.event_id)), \
+         ", crate::links::count_on_links!(), " \
          INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
          SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = CASE \
              WHEN deliveries.status = 'pending' AND EXCLUDED.status = 'dead' THEN 'dead' \
              ELSE deliveries.status END \
          RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events), \
-                   status, generation",
-    )
+                   status, generation"
+    ))
     .bind(&events.ids)
     .bind(&events.workspace_ids)
     .bind(&events.types)

@@ -2,7 +2,7 @@
 //! by workspace, and by slug for the redirect.
 
 use chrono::{DateTime, Utc};
-use linkkit_core::{LinkId, WorkspaceId};
+use linkkit_core::{EventId, LinkId, WorkspaceId};
 use sqlx::{PgConnection, PgPool};
 
 use crate::{Page, StoreError};
@@ -190,4 +190,101 @@ pub async fn add_visits(pool: &PgPool, visits: &[Visit]) -> Result<(), StoreErro
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The common tail of the statements that count visits (`add_visits_once` and
+/// `deliveries::create_for_events`), for a CTE named `counting` with the visits to count
+/// (`workspace_id`, `link_id`, `kind`): adds them to their links, locked in id order, as every
+/// writer of the counters does, so two statements counting on the same links never deadlock;
+/// and only on a link of the visit's own workspace.
+macro_rules! count_on_links {
+    () => {
+        "per_link AS ( \
+             SELECT v.workspace_id, v.link_id, \
+                    count(*) FILTER (WHERE v.kind = 'click') AS clicks, \
+                    count(*) FILTER (WHERE v.kind = 'scan') AS scans \
+             FROM counting v GROUP BY v.workspace_id, v.link_id), \
+         locked_links AS ( \
+             SELECT l.id FROM links l JOIN per_link p \
+                  ON l.id = p.link_id AND l.workspace_id = p.workspace_id \
+             ORDER BY l.id FOR UPDATE OF l), \
+         counted AS ( \
+             UPDATE links SET clicks = links.clicks + p.clicks, scans = links.scans + p.scans \
+             FROM per_link p JOIN locked_links k ON k.id = p.link_id \
+             WHERE links.id = p.link_id AND links.workspace_id = p.workspace_id)"
+    };
+}
+pub(crate) use count_on_links;
+
+/// Adds each visit of an event no endpoint subscribes to, to its link's counters, unless its
+/// event was counted before: its row in `counted_visits` remembers it, so a copy counts
+/// nothing, and an event stored in `events` was counted when it was stored (an endpoint
+/// subscribed when a copy of it came). In one statement; the answer says, per visit, whether
+/// it counted now. A visit counts only on a link of its own workspace; one whose link is gone
+/// counts nowhere (and is still remembered).
+pub async fn add_visits_once(
+    pool: &PgPool,
+    visits: &[(EventId, Visit)],
+) -> Result<Vec<bool>, StoreError> {
+    let mut event_ids = Vec::with_capacity(visits.len());
+    let mut workspace_ids = Vec::with_capacity(visits.len());
+    let mut link_ids = Vec::with_capacity(visits.len());
+    let mut kinds = Vec::with_capacity(visits.len());
+    for (event_id, visit) in visits {
+        event_ids.push(event_id.as_str());
+        workspace_ids.push(visit.workspace_id.as_str());
+        link_ids.push(visit.link_id.as_str());
+        kinds.push(visit.kind.as_str());
+    }
+    // Event ids are remembered in id order, so two statements remembering the same visits
+    // never deadlock. A visit that comes twice in one group is counted for its first row only.
+    let counted: Vec<(String,)> = sqlx::query_as(concat!(
+        "WITH input AS ( \
+             SELECT DISTINCT ON (event_id) * \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
+                  AS v(event_id, workspace_id, link_id, kind) \
+             ORDER BY event_id), \
+         fresh AS ( \
+             INSERT INTO counted_visits (event_id) \
+             SELECT event_id FROM input ORDER BY event_id \
+             ON CONFLICT (event_id) DO NOTHING \
+             RETURNING event_id), \
+         counting AS ( \
+             SELECT v.* FROM input v \
+             WHERE v.event_id IN (SELECT event_id FROM fresh) \
+             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = v.event_id)), \
+         ",
+        count_on_links!(),
+        " \
+         SELECT event_id FROM counting"
+    ))
+    .bind(&event_ids)
+    .bind(&workspace_ids)
+    .bind(&link_ids)
+    .bind(&kinds)
+    .fetch_all(pool)
+    .await?;
+    let counted: std::collections::HashSet<String> = counted.into_iter().map(|(id,)| id).collect();
+    let mut answered = std::collections::HashSet::new();
+    Ok(visits
+        .iter()
+        .map(|(event_id, _)| counted.contains(event_id.as_str()) && answered.insert(event_id))
+        .collect())
+}
+
+/// Forgets up to `batch` visits counted before `before`; how many it forgot.
+pub async fn forget_counted_visits(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, StoreError> {
+    let forgotten = sqlx::query(
+        "DELETE FROM counted_visits WHERE event_id IN ( \
+             SELECT event_id FROM counted_visits WHERE counted_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(batch)
+    .execute(pool)
+    .await?;
+    Ok(forgotten.rows_affected())
 }

@@ -2,7 +2,7 @@
 //! [`crate::group`]): whatever concurrent handlers ask at the same moment becomes one statement.
 //! The statements themselves live with their tables, in `endpoints`, `deliveries` and `links`.
 
-use linkkit_core::{DeliveryId, EndpointId, EventType, WorkspaceId};
+use linkkit_core::{DeliveryId, EndpointId, EventId, EventType, WorkspaceId};
 use sqlx::PgPool;
 
 use crate::deliveries::{self, AttemptRecord, NewEvent, StoredEvent};
@@ -69,18 +69,18 @@ impl GroupQuery for RecordAttempts {
     }
 }
 
-/// Adds a click or a scan to its link's counters (fan-out, for an event no endpoint subscribes
-/// to; otherwise [`CreateDeliveries`] counts it).
+/// Adds a click or a scan to its link's counters unless its event was counted before (fan-out,
+/// for an event no endpoint subscribes to; otherwise [`CreateDeliveries`] counts it); answers
+/// whether it counted now.
 #[derive(Debug, Clone)]
 pub struct CountVisits(pub PgPool);
 
 impl GroupQuery for CountVisits {
     const NAME: &'static str = "count_visits";
-    type Input = Visit;
-    type Output = ();
+    type Input = (EventId, Visit);
+    type Output = bool;
 
-    async fn run(&self, inputs: &[Visit]) -> Result<Vec<()>, StoreError> {
-        links::add_visits(&self.0, inputs).await?;
-        Ok(vec![(); inputs.len()])
+    async fn run(&self, inputs: &[(EventId, Visit)]) -> Result<Vec<bool>, StoreError> {
+        links::add_visits_once(&self.0, inputs).await
     }
 }
