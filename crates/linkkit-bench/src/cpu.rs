@@ -13,18 +13,21 @@ pub enum Part {
     Postgres,
     Redis,
     /// The harness's own process: Linkkit's services run in it, beside the harness's publisher
-    /// and receiver.
+    /// and receiver (and its load generator, in the redirect scenario).
     ThisProcess,
+    /// `linkkit` processes the harness started (the redirect in its scenario).
+    LinkkitProcesses,
     Other,
     Idle,
 }
 
 impl Part {
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::RabbitMq,
         Part::Postgres,
         Part::Redis,
         Part::ThisProcess,
+        Part::LinkkitProcesses,
         Part::Other,
         Part::Idle,
     ];
@@ -35,6 +38,7 @@ impl Part {
             Part::Postgres => "PostgreSQL",
             Part::Redis => "Redis",
             Part::ThisProcess => "Linkkit and the harness (this process)",
+            Part::LinkkitProcesses => "linkkit processes",
             Part::Other => "other processes",
             Part::Idle => "idle",
         }
@@ -46,6 +50,7 @@ impl Part {
             "beam.smp" | "erl_child_setup" | "epmd" => Part::RabbitMq,
             "postgres" => Part::Postgres,
             "redis-server" => Part::Redis,
+            "linkkit" => Part::LinkkitProcesses,
             _ => Part::Other,
         }
     }
@@ -217,6 +222,7 @@ mod tests {
         assert_eq!(Part::of(1, "beam.smp"), Part::RabbitMq);
         assert_eq!(Part::of(1, "postgres"), Part::Postgres);
         assert_eq!(Part::of(1, "redis-server"), Part::Redis);
+        assert_eq!(Part::of(1, "linkkit"), Part::LinkkitProcesses);
         assert_eq!(Part::of(1, "sshd"), Part::Other);
     }
 }

@@ -115,10 +115,12 @@ async fn main() -> anyhow::Result<()> {
         &ceilings,
     );
     let (_, ceiling_median, _) = spread(&ceilings);
-    if chosen
-        .iter()
-        .any(|s| matches!(s, Scenario::Ceiling | Scenario::Throughput))
-    {
+    if chosen.iter().any(|s| {
+        matches!(
+            s,
+            Scenario::Ceiling | Scenario::Throughput | Scenario::Redirect
+        )
+    }) {
         cpu_rows("ceiling", "message", &ceiling_cpu, args.events);
     }
 
@@ -282,11 +284,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One row per part of the machine: the microseconds of one core it spent per `item` over the
-/// measured interval, then all of them but idle.
+/// One row per part of the machine that did anything: the microseconds of one core it spent
+/// per `item` over the measured interval, then all of them but idle.
 fn cpu_rows(label: &str, item: &str, uses: &[cpu::CpuUse], items: usize) {
     for part in cpu::Part::ALL {
         let values: Vec<f64> = uses.iter().map(|u| u.micros_per(part, items)).collect();
+        if values.iter().all(|v| *v < 0.05) {
+            continue; // a part with nothing to do here (no `linkkit` process, no database)
+        }
         row(
             &format!("{label}: CPU per {item}, {}", part.name()),
             "µs",

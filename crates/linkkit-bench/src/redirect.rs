@@ -30,6 +30,7 @@ use serde_json::json;
 use tokio::process::Command;
 
 use crate::ceiling::Drain;
+use crate::cpu::{self, Part};
 use crate::receiver::{Behaviour, BenchReceiver};
 use crate::stats::percentile;
 
@@ -63,6 +64,8 @@ struct Samples {
     nginx_burst: Vec<f64>,
     sustained: Vec<f64>,
     steady: Vec<f64>,
+    /// The machine's CPU per click under the load that put the most clicks through.
+    steady_cpu: Vec<Vec<(Part, f64)>>,
     delivered_share: Vec<f64>,
     delivery_rate: Vec<f64>,
     p50: Vec<f64>,
@@ -123,16 +126,20 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
         let waiting = env.queue_depth(&fanout_queue).await as usize;
         let drain = Drain::start(&broker, &fanout_queue).await?;
         drain.wait_for(waiting).await?;
-        let mut steady = 0.0f64;
+        let (mut steady, mut steady_cpu) = (0.0f64, Vec::new());
         for share in STEADY_SHARES {
             let rate = (ceiling * share) as u64;
             let taken_before = drain.taken();
-            let (answered, started) = load_count(&ours, rate, STEADY_SECONDS).await;
-            let last_taken = tokio::time::timeout(LONG, drain.wait_for(taken_before + answered))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!("clicks went missing on the way to {fanout_queue}")
-                })??;
+            let ((answered, started, last_taken), cpu, _) = cpu::measure(async {
+                let (answered, started) = load_count(&ours, rate, STEADY_SECONDS).await;
+                let last_taken =
+                    tokio::time::timeout(LONG, drain.wait_for(taken_before + answered)).await;
+                (answered, started, last_taken)
+            })
+            .await;
+            let last_taken = last_taken.map_err(|_| {
+                anyhow::anyhow!("clicks went missing on the way to {fanout_queue}")
+            })??;
             let on_broker = (last_taken - started).as_secs_f64();
             let achieved = answered as f64 / on_broker;
             let kept_up = on_broker <= STEADY_SECONDS as f64 + 1.0
@@ -141,8 +148,15 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
                 "redirect alone at {rate}/s: {answered} clicks through the broker after {on_broker:.2} s ({achieved:.0}/s, {})",
                 if kept_up { "kept up" } else { "fell behind" }
             );
-            steady = steady.max(achieved);
+            if achieved > steady {
+                steady = achieved;
+                steady_cpu = Part::ALL
+                    .iter()
+                    .map(|part| (*part, cpu.micros_per(*part, answered)))
+                    .collect();
+            }
         }
+        samples.steady_cpu.push(steady_cpu);
         let drained = drain.stop().await?;
         anyhow::ensure!(
             env.queue_depth(&fanout_queue).await == 0,
@@ -219,7 +233,7 @@ fn figures(s: Samples, ceiling: f64) -> Vec<Figure> {
     let sustained_share: Vec<f64> = s.sustained.iter().map(|r| 100.0 * r / ceiling).collect();
     let steady_share: Vec<f64> = s.steady.iter().map(|r| 100.0 * r / ceiling).collect();
     let p99_ratio: Vec<f64> = s.p99.iter().zip(&s.nginx_p99).map(|(o, n)| o / n).collect();
-    vec![
+    let mut figures = vec![
         figure(
             "redirect burst alone (wrk, 10 s, 2 threads, 64 connections)",
             "requests/s",
@@ -251,6 +265,26 @@ fn figures(s: Samples, ceiling: f64) -> Vec<Figure> {
             "%",
             steady_share,
         ),
+    ];
+    // Where each click's CPU went under the load that put the most through (see cpu.rs).
+    for part in Part::ALL {
+        let values: Vec<f64> = s
+            .steady_cpu
+            .iter()
+            .filter_map(|parts| parts.iter().find(|(p, _)| *p == part).map(|(_, v)| *v))
+            .collect();
+        if values.iter().any(|v| *v >= 0.05) {
+            figures.push(figure(
+                &format!(
+                    "sustained clicks, that load: CPU per click, {}",
+                    part.name()
+                ),
+                "µs",
+                values,
+            ));
+        }
+    }
+    figures.extend([
         figure("redirect alone at 2,000 requests/s: p50", "ms", s.p50),
         figure("redirect alone at 2,000 requests/s: p99", "ms", s.p99),
         figure("nginx at 2,000 requests/s: p50", "ms", s.nginx_p50),
@@ -280,7 +314,8 @@ fn figures(s: Samples, ceiling: f64) -> Vec<Figure> {
             "deliveries/s",
             s.delivery_rate,
         ),
-    ]
+    ]);
+    figures
 }
 
 fn free_port() -> std::io::Result<u16> {
