@@ -46,15 +46,6 @@ async fn delivery_once(env: &TestEnv, event: &Envelope, status: &str) -> String 
     .await
 }
 
-/// A connection to the environment's Redis, to look at the senders' keys.
-async fn redis_connection(env: &TestEnv) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 /// A workspace with one endpoint subscribed to `link.clicked`, at a receiver of its own.
 async fn clicks_endpoint(env: &TestEnv) -> (Receiver, TestWorkspace, Value) {
     let receiver = Receiver::start().await;
@@ -416,7 +407,7 @@ async fn a_sent_delivery_is_not_sent_again_once_its_key_is_gone() {
     receiver.wait_for_distinct(1, DEADLINE).await;
     let delivery_id = delivery_once(&env, &event, "succeeded").await;
 
-    let mut redis = redis_connection(&env).await;
+    let mut redis = env.redis().await;
     let (key, ttl_ms) = done_key(&env, &redis, &delivery_id, 0).await;
     let minutes = Duration::from_millis(ttl_ms as u64).as_secs_f64() / 60.0;
     assert!(
@@ -541,7 +532,7 @@ async fn a_copy_of_an_event_publishes_a_pending_resend_in_its_own_generation() {
         .await;
     receiver.wait_for(1, DEADLINE).await;
     let delivery_id = delivery_once(&env, &event, "succeeded").await;
-    let mut redis = redis_connection(&env).await;
+    let mut redis = env.redis().await;
     done_key(&env, &redis, &delivery_id, 0).await;
 
     // A resend whose publish was lost: the delivery is pending in generation 1, with no job.

@@ -41,6 +41,17 @@ fn visit_event(event: EventType, link_id: &str) -> Envelope {
     )
 }
 
+/// Waits until the link has at least `clicks` clicks, watches it for [`SETTLE`], and asserts
+/// that it has exactly `(clicks, 0)`: a visit counted twice would show.
+async fn settles_at_clicks(workspace: &TestWorkspace, link_id: &str, clicks: i64, why: &str) {
+    eventually(&format!("{clicks} clicks counted"), DEADLINE, || async {
+        (visits(workspace, link_id).await.0 >= clicks).then_some(())
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(visits(workspace, link_id).await, (clicks, 0), "{why}");
+}
+
 /// The fan-out's events of one outcome so far, from this process's metrics.
 async fn fanned_out(env: &TestEnv, outcome: &str) -> u64 {
     env.metric(&format!(
@@ -99,12 +110,7 @@ async fn a_click_published_twice_counts_once_and_never_on_another_workspaces_lin
     // One more click, published after the others were taken: once it is counted, so were they.
     env.publish_events(&acme.id, &[visit_event(EventType::LinkClicked, &link_id)])
         .await;
-    eventually("two clicks counted", DEADLINE, || async {
-        (visits(&acme, &link_id).await.0 >= 2).then_some(())
-    })
-    .await;
-    tokio::time::sleep(SETTLE).await;
-    assert_eq!(visits(&acme, &link_id).await, (2, 0));
+    settles_at_clicks(&acme, &link_id, 2, "counted once, on Acme's link only").await;
     env.stop().await;
 }
 
@@ -135,11 +141,7 @@ async fn without_a_subscriber_a_visit_is_remembered_for_a_week_and_counts_once()
         }
     };
     assert_eq!(remembered(click.id.to_string()).await, 1);
-    let mut redis = redis::Client::open(env.variables["LINKKIT_REDIS_URL"].as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = env.redis().await;
     let pattern = format!("{}*", env.config.namespace.redis_key(&["fanout"]));
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(&pattern)
@@ -205,32 +207,26 @@ async fn a_copy_that_finds_its_subscriptions_changed_counts_nothing() {
     env.publish_events(&acme.id, &[first.clone(), second.clone()])
         .await;
     receiver.wait_for_distinct(2, DEADLINE).await;
-    eventually("the subscribed click counted", DEADLINE, || async {
-        (visits(&acme, &link_id).await.0 >= 2).then_some(())
-    })
+    settles_at_clicks(
+        &acme,
+        &link_id,
+        2,
+        "the first click's copy, stored now, counted nothing",
+    )
     .await;
-    tokio::time::sleep(SETTLE).await;
-    assert_eq!(
-        visits(&acme, &link_id).await,
-        (2, 0),
-        "the first click's copy, stored now, counted nothing"
-    );
 
     let path = format!("/webhooks/{}", endpoint["id"].as_str().unwrap());
     let (status, _) = acme.api.delete(&path).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let third = visit_event(EventType::LinkClicked, &link_id);
     env.publish_events(&acme.id, &[second, third]).await;
-    eventually("the third click counted", DEADLINE, || async {
-        (visits(&acme, &link_id).await.0 >= 3).then_some(())
-    })
+    settles_at_clicks(
+        &acme,
+        &link_id,
+        3,
+        "the second click's copy, unsubscribed now, counted nothing",
+    )
     .await;
-    tokio::time::sleep(SETTLE).await;
-    assert_eq!(
-        visits(&acme, &link_id).await,
-        (3, 0),
-        "the second click's copy, unsubscribed now, counted nothing"
-    );
     env.stop().await;
 }
 

@@ -180,6 +180,15 @@ impl TestEnv {
         self.publish(&messages).await;
     }
 
+    /// A connection to the environment's Redis, to look at the workers' keys.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.variables["LINKKIT_REDIS_URL"].as_str())
+            .expect("a Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis answers")
+    }
+
     /// Publishes messages as they are, once the broker confirms them all.
     pub async fn publish(&self, messages: &[linkkit_bus::Outgoing]) {
         let broker = Broker::new(self.config.amqp_url.expose());

@@ -4,7 +4,7 @@
 //! which process it would take to make it faster, and whether the broker is what binds.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The processes a figure is split by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,16 +148,24 @@ impl CpuUse {
     }
 }
 
-/// Times a future and the machine's CPU while it runs.
-pub async fn measure<T>(work: impl std::future::Future<Output = T>) -> (T, CpuUse, Duration) {
+/// The machine's CPU while a future runs.
+pub async fn measure<T>(work: impl std::future::Future<Output = T>) -> (T, CpuUse) {
     let before = Snapshot::take();
     let value = work.await;
-    let after = Snapshot::take();
-    (
-        value,
-        after.since(&before),
-        after.at.duration_since(before.at),
-    )
+    (value, Snapshot::take().since(&before))
+}
+
+/// Every part that did anything in the measurements, with the microseconds of one core it
+/// spent per item in each (`uses` pairs a measurement with its number of items).
+pub fn micros_by_part(uses: &[(CpuUse, usize)]) -> Vec<(Part, Vec<f64>)> {
+    Part::ALL
+        .iter()
+        .map(|part| {
+            let values: Vec<f64> = uses.iter().map(|(u, n)| u.micros_per(*part, *n)).collect();
+            (*part, values)
+        })
+        .filter(|(_, values)| values.iter().any(|v| *v >= 0.05))
+        .collect()
 }
 
 fn cores() -> f64 {

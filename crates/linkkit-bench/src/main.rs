@@ -101,13 +101,13 @@ async fn main() -> anyhow::Result<()> {
 
     let (mut ceilings, mut ceiling_cpu) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (rate, cpu, _) = cpu::measure(ceiling::broker_ceiling(
+        let (rate, cpu) = cpu::measure(ceiling::broker_ceiling(
             linkkit_tests::TestEnv::amqp_url(),
             args.events,
         ))
         .await;
         ceilings.push(rate?);
-        ceiling_cpu.push(cpu);
+        ceiling_cpu.push((cpu, args.events));
     }
     row(
         "raw broker ceiling (persistent, confirmed, acked)",
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Ceiling | Scenario::Throughput | Scenario::Redirect
         )
     }) {
-        cpu_rows("ceiling", "message", &ceiling_cpu, args.events);
+        cpu_rows("ceiling", "message", &ceiling_cpu);
     }
 
     for scenario in chosen {
@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
                     for _ in 0..runs {
                         let (rate, cpu) = pipeline::throughput(args.events, shape).await;
                         rates.push(rate);
-                        uses.push(cpu);
+                        uses.push((cpu, args.events));
                     }
                     row(
                         &format!("throughput: {} events, one endpoint{label}", args.events),
@@ -153,12 +153,7 @@ async fn main() -> anyhow::Result<()> {
                         "%",
                         &ratios,
                     );
-                    cpu_rows(
-                        &format!("throughput{label}"),
-                        "delivery",
-                        &uses,
-                        args.events,
-                    );
+                    cpu_rows(&format!("throughput{label}"), "delivery", &uses);
                 }
             }
             Scenario::Latency => {
@@ -286,19 +281,15 @@ async fn main() -> anyhow::Result<()> {
 
 /// One row per part of the machine that did anything: the microseconds of one core it spent
 /// per `item` over the measured interval, then all of them but idle.
-fn cpu_rows(label: &str, item: &str, uses: &[cpu::CpuUse], items: usize) {
-    for part in cpu::Part::ALL {
-        let values: Vec<f64> = uses.iter().map(|u| u.micros_per(part, items)).collect();
-        if values.iter().all(|v| *v < 0.05) {
-            continue; // a part with nothing to do here (no `linkkit` process, no database)
-        }
+fn cpu_rows(label: &str, item: &str, uses: &[(cpu::CpuUse, usize)]) {
+    for (part, values) in cpu::micros_by_part(uses) {
         row(
             &format!("{label}: CPU per {item}, {}", part.name()),
             "µs",
             &values,
         );
     }
-    let busy: Vec<f64> = uses.iter().map(|u| u.busy_micros_per(items)).collect();
+    let busy: Vec<f64> = uses.iter().map(|(u, n)| u.busy_micros_per(*n)).collect();
     row(
         &format!("{label}: CPU per {item}, all but idle"),
         "µs",

@@ -177,7 +177,7 @@ pub async fn throughput(events: usize, shape: Shape) -> (f64, CpuUse) {
     bench
         .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
         .await;
-    let (rate, cpu, _) = cpu::measure(bench.clicks_delivered_per_second(events, events)).await;
+    let (rate, cpu) = cpu::measure(bench.clicks_delivered_per_second(events, events)).await;
     while bench.attempts_recorded().await < events as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

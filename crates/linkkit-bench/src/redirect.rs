@@ -30,7 +30,7 @@ use serde_json::json;
 use tokio::process::Command;
 
 use crate::ceiling::Drain;
-use crate::cpu::{self, Part};
+use crate::cpu::{self, CpuUse};
 use crate::receiver::{Behaviour, BenchReceiver};
 use crate::stats::percentile;
 
@@ -64,8 +64,8 @@ struct Samples {
     nginx_burst: Vec<f64>,
     sustained: Vec<f64>,
     steady: Vec<f64>,
-    /// The machine's CPU per click under the load that put the most clicks through.
-    steady_cpu: Vec<Vec<(Part, f64)>>,
+    /// The machine's CPU under the load that put the most clicks through, and its clicks.
+    steady_cpu: Vec<(CpuUse, usize)>,
     delivered_share: Vec<f64>,
     delivery_rate: Vec<f64>,
     p50: Vec<f64>,
@@ -126,11 +126,11 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
         let waiting = env.queue_depth(&fanout_queue).await as usize;
         let drain = Drain::start(&broker, &fanout_queue).await?;
         drain.wait_for(waiting).await?;
-        let (mut steady, mut steady_cpu) = (0.0f64, Vec::new());
+        let (mut steady, mut steady_cpu) = (0.0f64, None);
         for share in STEADY_SHARES {
             let rate = (ceiling * share) as u64;
             let taken_before = drain.taken();
-            let ((answered, started, last_taken), cpu, _) = cpu::measure(async {
+            let ((answered, started, last_taken), cpu) = cpu::measure(async {
                 let (answered, started) = load_count(&ours, rate, STEADY_SECONDS).await;
                 let last_taken =
                     tokio::time::timeout(LONG, drain.wait_for(taken_before + answered)).await;
@@ -150,13 +150,10 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
             );
             if achieved > steady {
                 steady = achieved;
-                steady_cpu = Part::ALL
-                    .iter()
-                    .map(|part| (*part, cpu.micros_per(*part, answered)))
-                    .collect();
+                steady_cpu = Some((cpu, answered));
             }
         }
-        samples.steady_cpu.push(steady_cpu);
+        samples.steady_cpu.extend(steady_cpu);
         let drained = drain.stop().await?;
         anyhow::ensure!(
             env.queue_depth(&fanout_queue).await == 0,
@@ -267,22 +264,15 @@ fn figures(s: Samples, ceiling: f64) -> Vec<Figure> {
         ),
     ];
     // Where each click's CPU went under the load that put the most through (see cpu.rs).
-    for part in Part::ALL {
-        let values: Vec<f64> = s
-            .steady_cpu
-            .iter()
-            .filter_map(|parts| parts.iter().find(|(p, _)| *p == part).map(|(_, v)| *v))
-            .collect();
-        if values.iter().any(|v| *v >= 0.05) {
-            figures.push(figure(
-                &format!(
-                    "sustained clicks, that load: CPU per click, {}",
-                    part.name()
-                ),
-                "µs",
-                values,
-            ));
-        }
+    for (part, values) in cpu::micros_by_part(&s.steady_cpu) {
+        figures.push(figure(
+            &format!(
+                "sustained clicks, that load: CPU per click, {}",
+                part.name()
+            ),
+            "µs",
+            values,
+        ));
     }
     figures.extend([
         figure("redirect alone at 2,000 requests/s: p50", "ms", s.p50),
