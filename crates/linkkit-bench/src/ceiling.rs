@@ -14,8 +14,8 @@ use linkkit_bus::Broker;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-const WINDOW: usize = 500;
-const BODY_BYTES: usize = 450;
+pub(crate) const WINDOW: usize = 500;
+pub(crate) const BODY_BYTES: usize = 450;
 /// The drain's prefetch, and how many messages one `multiple` ack covers.
 const PREFETCH: u16 = 1000;
 const ACK_EVERY: usize = 100;
@@ -89,6 +89,15 @@ pub struct Drain {
 
 impl Drain {
     pub async fn start(broker: &Broker, queue: &str) -> anyhow::Result<Self> {
+        Self::start_acking_every(broker, queue, ACK_EVERY).await
+    }
+
+    /// A drain whose `multiple` acks each cover `ack_every` messages (1: one ack per message).
+    pub async fn start_acking_every(
+        broker: &Broker,
+        queue: &str,
+        ack_every: usize,
+    ) -> anyhow::Result<Self> {
         let channel = broker.channel().await?;
         channel
             .basic_qos(PREFETCH, BasicQosOptions::default())
@@ -117,7 +126,7 @@ impl Drain {
                         let delivery = delivery?;
                         seen += 1;
                         counter.send_replace((seen, Instant::now()));
-                        if seen % ACK_EVERY == 0 {
+                        if seen % ack_every == 0 {
                             delivery.ack(multiple).await?;
                             unacked = None;
                         } else {

@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release -p linkkit-bench -- [--runs 3] [SCENARIO…]`
 
+mod broker_shapes;
 mod ceiling;
 mod cpu;
 mod pipeline;
@@ -25,6 +26,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     Ceiling,
+    /// The broker alone in the shapes Linkkit uses it (not part of the default run).
+    Broker,
     Throughput,
     Latency,
     Fanout,
@@ -127,12 +130,35 @@ async fn main() -> anyhow::Result<()> {
     for scenario in chosen {
         match scenario {
             Scenario::Ceiling => {}
+            Scenario::Broker => {
+                for shape in broker_shapes::SHAPES {
+                    let mut uses = Vec::new();
+                    let mut rates = Vec::new();
+                    for _ in 0..runs {
+                        let (rate, cpu) = cpu::measure(broker_shapes::run(
+                            linkkit_tests::TestEnv::amqp_url(),
+                            args.events,
+                            shape,
+                        ))
+                        .await;
+                        rates.push(rate?);
+                        uses.push((cpu, args.events));
+                    }
+                    let label = format!("broker, {}", shape.name);
+                    row(&label, "msg/s", &rates);
+                    let ratios: Vec<f64> =
+                        rates.iter().map(|r| 100.0 * r / ceiling_median).collect();
+                    row(&format!("{label}, share of the ceiling"), "%", &ratios);
+                    cpu_rows(&label, "message", &uses);
+                }
+            }
             Scenario::Throughput => {
                 // As deployed (every service in one process), then the webhook pipeline
                 // alone: publish → fan-out → sender → receiver.
                 let shapes = [
                     ("", pipeline::Shape::AsDeployed),
                     (", fan-out and sender only", pipeline::Shape::PipelineOnly),
+                    (", published steadily (no backlog)", pipeline::Shape::Steady),
                 ];
                 for (label, shape) in shapes {
                     let (mut rates, mut uses) = (Vec::new(), Vec::new());

@@ -143,6 +143,31 @@ impl Bench {
         expected as f64 / started.elapsed().as_secs_f64()
     }
 
+    /// Publishes `events` clicks keeping at most `in_flight` of them published but not yet
+    /// delivered, as the ceiling's publisher keeps its window: the queues stay short and every
+    /// message finds a consumer waiting. Deliveries/s from the first publish to the last
+    /// delivery.
+    async fn clicks_delivered_per_second_steadily(&self, events: usize, in_flight: usize) -> f64 {
+        const CHUNK: usize = 250;
+        let started = Instant::now();
+        let mut published = 0;
+        while published < events {
+            if published.saturating_sub(self.receiver.delivered()) + CHUNK > in_flight {
+                tokio::time::sleep(Duration::from_micros(500)).await;
+                continue;
+            }
+            let count = CHUNK.min(events - published);
+            let batch: Vec<Envelope> = (0..count).map(|_| click()).collect();
+            self.publish(&batch).await;
+            published += count;
+        }
+        assert!(
+            self.receiver.wait_for(events, LONG).await,
+            "every event delivered"
+        );
+        events as f64 / started.elapsed().as_secs_f64()
+    }
+
     async fn attempts_recorded(&self) -> i64 {
         let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM delivery_attempts")
             .fetch_one(&self.env.pool)
@@ -164,20 +189,32 @@ pub enum Shape {
     AsDeployed,
     /// The webhook pipeline alone: fan-out and sender, without the API and its outbox relay.
     PipelineOnly,
+    /// As deployed, with events published no faster than they are delivered (at most
+    /// [`STEADY_IN_FLIGHT`] waiting), so no backlog forms: the broker's cheapest path, the
+    /// one its ceiling takes.
+    Steady,
 }
+
+/// Events published but not yet delivered in the steady shape: fewer than the fan-out's and
+/// the sender's prefetch, so the broker hands every message straight to a waiting consumer.
+pub const STEADY_IN_FLIGHT: usize = 2_000;
 
 /// Deliveries per second, end to end, for `events` events to one endpoint, and the machine's
 /// CPU from the first publish to the last delivery; every attempt is recorded before the figure
 /// is taken.
 pub async fn throughput(events: usize, shape: Shape) -> (f64, CpuUse) {
     let bench = match shape {
-        Shape::AsDeployed => Bench::start(&[], &[Service::All]).await,
+        Shape::AsDeployed | Shape::Steady => Bench::start(&[], &[Service::All]).await,
         Shape::PipelineOnly => Bench::start(&[], &[Service::Fanout, Service::Sender]).await,
     };
     bench
         .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
         .await;
-    let (rate, cpu) = cpu::measure(bench.clicks_delivered_per_second(events, events)).await;
+    let (rate, cpu) = if shape == Shape::Steady {
+        cpu::measure(bench.clicks_delivered_per_second_steadily(events, STEADY_IN_FLIGHT)).await
+    } else {
+        cpu::measure(bench.clicks_delivered_per_second(events, events)).await
+    };
     while bench.attempts_recorded().await < events as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,0 +1,304 @@
+//! What the broker itself costs per message in the shapes Linkkit uses it, step by step from
+//! the ceiling's: the properties Linkkit sends, a topic exchange, one ack per message, a
+//! backlog, and two passages (a relay doing no work between them). With the CPU split beside
+//! each, this shows how much of a delivery's broker cost any client would pay for the same
+//! traffic, and so how far the pipeline's ratio to the ceiling can go on this machine.
+
+use std::time::Instant;
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, ExchangeKind};
+use linkkit_bus::Broker;
+
+use crate::ceiling::{Drain, BODY_BYTES, WINDOW};
+
+/// One way of moving messages through the broker.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub name: &'static str,
+    /// Linkkit's properties: a content type and two string headers.
+    pub properties: bool,
+    /// Through a topic exchange bound with `#`, not the default exchange.
+    pub topic: bool,
+    /// The consumer acknowledges each message alone, not 100 at a time.
+    pub ack_each: bool,
+    /// Every message is published before any is consumed (they wait in the queue).
+    pub backlog: bool,
+    /// Two passages: a relay consumes each message and publishes it again, confirmed, to a
+    /// second queue, which the drain empties.
+    pub relay: bool,
+}
+
+const CEILING: Shape = Shape {
+    name: "the ceiling's",
+    properties: false,
+    topic: false,
+    ack_each: false,
+    backlog: false,
+    relay: false,
+};
+const PROPERTIES: Shape = Shape {
+    name: "+ Linkkit's properties (content type, two headers)",
+    properties: true,
+    ..CEILING
+};
+const TOPIC: Shape = Shape {
+    name: "+ a topic exchange",
+    topic: true,
+    ..PROPERTIES
+};
+const ACK_EACH: Shape = Shape {
+    name: "+ one ack per message",
+    ack_each: true,
+    ..TOPIC
+};
+const RELAY: Shape = Shape {
+    name: "+ a second passage (relay, no work)",
+    relay: true,
+    ..ACK_EACH
+};
+const BACKLOG: Shape = Shape {
+    name: "+ one ack per message, + a backlog (all published first)",
+    backlog: true,
+    ..ACK_EACH
+};
+const RELAY_BACKLOG: Shape = Shape {
+    name: "+ a second passage, + a backlog",
+    backlog: true,
+    ..RELAY
+};
+
+/// The shapes: each of the first five adds one thing to the one before; the last two add a
+/// backlog to the fourth and fifth.
+pub const SHAPES: [Shape; 7] = [
+    CEILING,
+    PROPERTIES,
+    TOPIC,
+    ACK_EACH,
+    RELAY,
+    BACKLOG,
+    RELAY_BACKLOG,
+];
+
+/// Messages per second through `shape`, first publish to the last message consumed.
+pub async fn run(amqp_url: &str, messages: usize, shape: Shape) -> anyhow::Result<f64> {
+    let broker = Broker::new(amqp_url);
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let first = format!("bench-shape-{id}");
+    let second = format!("bench-shape-{id}-relayed");
+    let exchange = format!("bench-shape-{id}");
+    let setup = broker.channel().await?;
+    for queue in [&first, &second] {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        setup
+            .queue_declare(queue, durable, FieldTable::default())
+            .await?;
+    }
+    let (publish_exchange, routing_key) = if shape.topic {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        setup
+            .exchange_declare(
+                &exchange,
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        setup
+            .queue_bind(
+                &first,
+                &exchange,
+                "#",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        (exchange.as_str(), "link.clicked")
+    } else {
+        ("", first.as_str())
+    };
+    let ack_every = if shape.ack_each { 1 } else { 100 };
+    let drained = if shape.relay { &second } else { &first };
+
+    let publisher = confirmed_channel(&broker).await?;
+    let properties = properties(shape.properties);
+    let body = vec![b'x'; BODY_BYTES];
+    let started = Instant::now();
+    let mut drain = None;
+    if !shape.backlog {
+        drain = Some(Drain::start_acking_every(&broker, drained, ack_every).await?);
+    }
+    let relay = if shape.relay && !shape.backlog {
+        Some(Relay::start(&broker, &first, &second, properties.clone()).await?)
+    } else {
+        None
+    };
+    let mut sent = 0;
+    while sent < messages {
+        let window = WINDOW.min(messages - sent);
+        publish_window(
+            &publisher,
+            publish_exchange,
+            routing_key,
+            &body,
+            &properties,
+            window,
+        )
+        .await?;
+        sent += window;
+    }
+    let relay = match relay {
+        Some(relay) => Some(relay),
+        None if shape.relay => Some(Relay::start(&broker, &first, &second, properties).await?),
+        None => None,
+    };
+    let drain = match drain {
+        Some(drain) => drain,
+        None => Drain::start_acking_every(&broker, drained, ack_every).await?,
+    };
+    let finished = drain.wait_for(messages).await?;
+    drain.stop().await?;
+    if let Some(relay) = relay {
+        relay.stop().await?;
+    }
+    for queue in [&first, &second] {
+        setup
+            .queue_delete(queue, QueueDeleteOptions::default())
+            .await?;
+    }
+    if shape.topic {
+        setup
+            .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+            .await?;
+    }
+    broker.close().await;
+    Ok(messages as f64 / (finished - started).as_secs_f64())
+}
+
+async fn confirmed_channel(broker: &Broker) -> anyhow::Result<Channel> {
+    let channel = broker.channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+fn properties(linkkit: bool) -> BasicProperties {
+    let persistent = BasicProperties::default().with_delivery_mode(2);
+    if !linkkit {
+        return persistent;
+    }
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "linkkit-workspace".into(),
+        AMQPValue::LongString("ws_01a21b7c1269717b823ab622c94fb522".into()),
+    );
+    headers.insert(
+        "linkkit-occurred-at-ms".into(),
+        AMQPValue::LongString("1764979200000".into()),
+    );
+    persistent
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// Publishes `count` messages, then waits for every confirm.
+async fn publish_window(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: &BasicProperties,
+    count: usize,
+) -> anyhow::Result<()> {
+    let mut confirms = Vec::with_capacity(count);
+    for _ in 0..count {
+        confirms.push(
+            channel
+                .basic_publish(
+                    exchange,
+                    routing_key,
+                    BasicPublishOptions::default(),
+                    body,
+                    properties.clone(),
+                )
+                .await?,
+        );
+    }
+    for confirm in futures_util::future::try_join_all(confirms).await? {
+        anyhow::ensure!(!confirm.is_nack(), "the broker refused a message");
+    }
+    Ok(())
+}
+
+/// The least a second passage can cost: each message taken from one queue is published to
+/// another with a confirm and then acknowledged, in as large groups as arrive together, with
+/// nothing else done.
+struct Relay {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Relay {
+    async fn start(
+        broker: &Broker,
+        from: &str,
+        to: &str,
+        properties: BasicProperties,
+    ) -> anyhow::Result<Self> {
+        let consuming = broker.channel().await?;
+        consuming
+            .basic_qos(2 * WINDOW as u16, BasicQosOptions::default())
+            .await?;
+        let mut consumer = consuming
+            .basic_consume(
+                from,
+                "",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let publisher = confirmed_channel(broker).await?;
+        let to = to.to_owned();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let first = tokio::select! {
+                    _ = &mut stopped => break,
+                    next = consumer.next() => next,
+                };
+                let Some(first) = first else { break };
+                let mut group = vec![first?];
+                while group.len() < WINDOW {
+                    match consumer.next().now_or_never() {
+                        Some(Some(delivery)) => group.push(delivery?),
+                        _ => break,
+                    }
+                }
+                let body = group[0].data.clone();
+                publish_window(&publisher, "", &to, &body, &properties, group.len()).await?;
+                let last = group.last().expect("a group is never empty");
+                last.ack(BasicAckOptions { multiple: true }).await?;
+            }
+            Ok(())
+        });
+        Ok(Self { stop, task })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
