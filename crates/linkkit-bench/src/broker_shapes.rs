@@ -26,7 +26,8 @@ pub struct Shape {
     pub properties: bool,
     /// Through a topic exchange bound with `#`, not the default exchange.
     pub topic: bool,
-    /// The consumer acknowledges each message alone, not 100 at a time.
+    /// The last consumer acknowledges each message alone, not 100 at a time (a relay always
+    /// acknowledges what it took in one `multiple` ack per group).
     pub ack_each: bool,
     /// Every message is published before any is consumed (they wait in the queue).
     pub backlog: bool,
@@ -59,30 +60,31 @@ const ACK_EACH: Shape = Shape {
     ..TOPIC
 };
 const RELAY: Shape = Shape {
-    name: "+ a second passage (relay, no work)",
+    name: "+ a topic exchange, + a second passage (relay, no work)",
     relay: true,
-    ..ACK_EACH
+    ..TOPIC
 };
-const BACKLOG: Shape = Shape {
-    name: "+ one ack per message, + a backlog (all published first)",
-    backlog: true,
-    ..ACK_EACH
+const RELAY_ACK_EACH: Shape = Shape {
+    name: "+ a second passage, + one ack per message",
+    ack_each: true,
+    ..RELAY
 };
 const RELAY_BACKLOG: Shape = Shape {
-    name: "+ a second passage, + a backlog",
+    name: "+ a second passage, + a backlog (all published first)",
     backlog: true,
     ..RELAY
 };
 
-/// The shapes: each of the first five adds one thing to the one before; the last two add a
-/// backlog to the fourth and fifth.
+/// The shapes: each of the first four adds one thing to the one before; the fifth adds a
+/// second passage to the third (the least two passages can cost the broker), and the last two
+/// add one ack per message or a backlog to it.
 pub const SHAPES: [Shape; 7] = [
     CEILING,
     PROPERTIES,
     TOPIC,
     ACK_EACH,
     RELAY,
-    BACKLOG,
+    RELAY_ACK_EACH,
     RELAY_BACKLOG,
 ];
 
