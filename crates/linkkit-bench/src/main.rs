@@ -209,15 +209,20 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             Scenario::Neighbours => {
-                let (mut clean, mut clean_p99, mut dirty, mut dirty_p99) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                const EVENTS: usize = 200;
+                let (mut clean, mut clean_p99, mut clean_cpu) =
+                    (Vec::new(), Vec::new(), Vec::new());
+                let (mut dirty, mut dirty_p99, mut dirty_cpu) =
+                    (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..runs {
-                    let (rate, p99) = pipeline::neighbours(0, 200).await;
+                    let (rate, p99, cpu) = pipeline::neighbours(0, EVENTS).await;
                     clean.push(rate / 100.0);
                     clean_p99.push(p99);
-                    let (rate, p99) = pipeline::neighbours(10, 200).await;
+                    clean_cpu.push((cpu, 100 * EVENTS));
+                    let (rate, p99, cpu) = pipeline::neighbours(10, EVENTS).await;
                     dirty.push(rate / 90.0);
                     dirty_p99.push(p99);
+                    dirty_cpu.push((cpu, 90 * EVENTS));
                 }
                 row(
                     "all healthy: deliveries/s per endpoint (100 endpoints)",
@@ -225,12 +230,14 @@ async fn main() -> anyhow::Result<()> {
                     &clean,
                 );
                 row("all healthy: p99 lag", "ms", &clean_p99);
+                cpu_rows("all healthy", "delivery", &clean_cpu);
                 row(
                     "10% bad (5 answer 500, 5 hang): healthy deliveries/s per endpoint",
                     "deliveries/s",
                     &dirty,
                 );
                 row("10% bad: healthy p99 lag", "ms", &dirty_p99);
+                cpu_rows("10% bad", "healthy delivery", &dirty_cpu);
             }
             Scenario::Growth => {
                 for endpoints in [10, 1_000, 10_000] {

@@ -267,8 +267,9 @@ pub async fn fan_out(endpoints: usize) -> f64 {
 }
 
 /// Healthy endpoints' deliveries/s and p99 lag (ms) with `bad` of 100 endpoints failing (half
-/// answer 500, half hang past the timeout), for `events` events to all of them.
-pub async fn neighbours(bad: usize, events: usize) -> (f64, f64) {
+/// answer 500, half hang past the timeout), for `events` events to all of them; and the
+/// machine's CPU until the last healthy delivery.
+pub async fn neighbours(bad: usize, events: usize) -> (f64, f64, CpuUse) {
     let bench = Bench::start(&[], &[Service::All]).await;
     let healthy = 100 - bad;
     bench
@@ -280,12 +281,11 @@ pub async fn neighbours(bad: usize, events: usize) -> (f64, f64) {
     bench
         .endpoints("hanging", bad - bad / 2, Behaviour::Hanging, "link.clicked")
         .await;
-    let rate = bench
-        .clicks_delivered_per_second(events, healthy * events)
-        .await;
+    let (rate, cpu) =
+        cpu::measure(bench.clicks_delivered_per_second(events, healthy * events)).await;
     let lags = bench.receiver.lags("healthy");
     bench.stop().await;
-    (rate, percentile(&lags, 99.0))
+    (rate, percentile(&lags, 99.0), cpu)
 }
 
 /// Deliveries/s with `endpoints` endpoints in the workspace, one of them subscribed.
