@@ -36,7 +36,8 @@ pub struct Shape {
     pub relay: bool,
 }
 
-const CEILING: Shape = Shape {
+/// The ceiling's shape: what [`crate::ceiling::broker_ceiling`] measures.
+pub const CEILING: Shape = Shape {
     name: "the ceiling's",
     properties: false,
     topic: false,
@@ -137,7 +138,7 @@ pub async fn run(amqp_url: &str, messages: usize, shape: Shape) -> anyhow::Resul
     let publisher = confirmed_channel(&broker).await?;
     let properties = properties(shape.properties);
     let body = vec![b'x'; BODY_BYTES];
-    let started = Instant::now();
+    // Without a backlog the consumers wait before the first publish, as the ceiling's does.
     let mut drain = None;
     if !shape.backlog {
         drain = Some(Drain::start_acking_every(&broker, drained, ack_every).await?);
@@ -147,6 +148,7 @@ pub async fn run(amqp_url: &str, messages: usize, shape: Shape) -> anyhow::Resul
     } else {
         None
     };
+    let started = Instant::now();
     let mut sent = 0;
     while sent < messages {
         let window = WINDOW.min(messages - sent);

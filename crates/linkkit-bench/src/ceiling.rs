@@ -4,15 +4,14 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel};
+use lapin::Channel;
 use linkkit_bus::Broker;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+use crate::broker_shapes;
 
 pub(crate) const WINDOW: usize = 500;
 pub(crate) const BODY_BYTES: usize = 450;
@@ -24,57 +23,7 @@ const IDLE_ACK: Duration = Duration::from_millis(50);
 
 /// Messages per second, end to end (first publish to the last message consumed).
 pub async fn broker_ceiling(amqp_url: &str, messages: usize) -> anyhow::Result<f64> {
-    let broker = Broker::new(amqp_url);
-    let queue = format!("bench-ceiling-{}", uuid::Uuid::now_v7().simple());
-    let setup = broker.channel().await?;
-    setup
-        .queue_declare(
-            &queue,
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-
-    let drain = Drain::start(&broker, &queue).await?;
-
-    let publish_channel = broker.channel().await?;
-    publish_channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let body = vec![b'x'; BODY_BYTES];
-    let started = Instant::now();
-    let mut sent = 0;
-    while sent < messages {
-        let mut confirms = Vec::with_capacity(WINDOW);
-        for _ in 0..WINDOW.min(messages - sent) {
-            let properties = BasicProperties::default().with_delivery_mode(2);
-            confirms.push(
-                publish_channel
-                    .basic_publish(
-                        "",
-                        &queue,
-                        BasicPublishOptions::default(),
-                        &body,
-                        properties,
-                    )
-                    .await?,
-            );
-            sent += 1;
-        }
-        for confirm in futures_util::future::try_join_all(confirms).await? {
-            anyhow::ensure!(!confirm.is_nack(), "the broker refused a message");
-        }
-    }
-    let finished = drain.wait_for(messages).await?;
-    drain.stop().await?;
-    setup
-        .queue_delete(&queue, QueueDeleteOptions::default())
-        .await?;
-    broker.close().await;
-    Ok(messages as f64 / (finished - started).as_secs_f64())
+    broker_shapes::run(amqp_url, messages, broker_shapes::CEILING).await
 }
 
 /// A consumer that takes every message of a queue and acknowledges it with manual acks, one
