@@ -300,7 +300,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             Scenario::Redirect => {
-                for figure in redirect::run(runs, ceiling_median).await? {
+                for figure in redirect::run(runs).await? {
                     row(&figure.name, &figure.unit, &figure.values);
                 }
             }

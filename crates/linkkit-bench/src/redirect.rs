@@ -5,7 +5,8 @@
 //!
 //! - an open-throttle 10 s burst (wrk) → requests/s, and the clicks/s published and confirmed
 //!   from the burst's start to its last click on the broker (wrk takes a core meanwhile);
-//! - sustained clicks: 5 s at fixed rates of 50% to 110% of the broker's ceiling, while a
+//! - sustained clicks: 5 s at fixed rates of 50% to 110% of the broker's ceiling, measured
+//!   again at the start of each run (the machine's speed drifts within minutes), while a
 //!   drain consumes the fan-out queue with manual acks as the ceiling's consumer does; the
 //!   figure is the most clicks/s through the broker under any of them, from the load's first
 //!   scheduled request to the drain's taking its last click (each load is also reported as
@@ -29,7 +30,7 @@ use linkkit_tests::TestEnv;
 use serde_json::json;
 use tokio::process::Command;
 
-use crate::ceiling::Drain;
+use crate::ceiling::{broker_ceiling, Drain};
 use crate::cpu::{self, CpuUse};
 use crate::receiver::{Behaviour, BenchReceiver};
 use crate::stats::percentile;
@@ -60,6 +61,8 @@ const LONG: Duration = Duration::from_secs(900);
 
 #[derive(Default)]
 struct Samples {
+    /// The broker's ceiling measured at the start of each run; that run's shares are of it.
+    ceilings: Vec<f64>,
     burst: Vec<f64>,
     nginx_burst: Vec<f64>,
     sustained: Vec<f64>,
@@ -76,8 +79,10 @@ struct Samples {
     nginx_p99: Vec<f64>,
 }
 
-/// `ceiling` is the broker's rate measured in the same run (msg/s).
-pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
+/// Messages of the ceiling measured at the start of each run.
+const CEILING_MESSAGES: usize = 50_000;
+
+pub async fn run(runs: usize) -> anyhow::Result<Vec<Figure>> {
     for tool in ["wrk", "nginx"] {
         anyhow::ensure!(
             which(tool),
@@ -123,6 +128,9 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
         // has it; the figure is the most clicks/s taken under any of these loads (a load
         // whose clicks were all taken within a second of its end was kept up with). The
         // drain acknowledges them, so these clicks are not delivered as webhooks.
+        let ceiling = broker_ceiling(TestEnv::amqp_url(), CEILING_MESSAGES).await?;
+        samples.ceilings.push(ceiling);
+        eprintln!("broker ceiling at the start of this run: {ceiling:.0} msg/s");
         let waiting = env.queue_depth(&fanout_queue).await as usize;
         let drain = Drain::start(&broker, &fanout_queue).await?;
         drain.wait_for(waiting).await?;
@@ -216,10 +224,10 @@ pub async fn run(runs: usize, ceiling: f64) -> anyhow::Result<Vec<Figure>> {
     }
     env.stop().await;
     drop(nginx);
-    Ok(figures(samples, ceiling))
+    Ok(figures(samples))
 }
 
-fn figures(s: Samples, ceiling: f64) -> Vec<Figure> {
+fn figures(s: Samples) -> Vec<Figure> {
     let share = |ours: &[f64], theirs: &[f64]| -> Vec<f64> {
         ours.iter()
             .zip(theirs)
@@ -227,10 +235,15 @@ fn figures(s: Samples, ceiling: f64) -> Vec<Figure> {
             .collect()
     };
     let burst_share = share(&s.burst, &s.nginx_burst);
-    let sustained_share: Vec<f64> = s.sustained.iter().map(|r| 100.0 * r / ceiling).collect();
-    let steady_share: Vec<f64> = s.steady.iter().map(|r| 100.0 * r / ceiling).collect();
+    let sustained_share = share(&s.sustained, &s.ceilings);
+    let steady_share = share(&s.steady, &s.ceilings);
     let p99_ratio: Vec<f64> = s.p99.iter().zip(&s.nginx_p99).map(|(o, n)| o / n).collect();
     let mut figures = vec![
+        figure(
+            "broker ceiling at the start of each run (the shares below are of it)",
+            "msg/s",
+            s.ceilings,
+        ),
         figure(
             "redirect burst alone (wrk, 10 s, 2 threads, 64 connections)",
             "requests/s",
