@@ -14,7 +14,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ExchangeKind};
-use linkkit_bus::Broker;
+use linkkit_bus::{Broker, OCCURRED_AT_HEADER, WORKSPACE_HEADER};
 
 use crate::ceiling::{Drain, BODY_BYTES, WINDOW};
 
@@ -96,8 +96,13 @@ pub async fn run(amqp_url: &str, messages: usize, shape: Shape) -> anyhow::Resul
     let first = format!("bench-shape-{id}");
     let second = format!("bench-shape-{id}-relayed");
     let exchange = format!("bench-shape-{id}");
+    let queues: &[&String] = if shape.relay {
+        &[&first, &second]
+    } else {
+        &[&first]
+    };
     let setup = broker.channel().await?;
-    for queue in [&first, &second] {
+    for queue in queues {
         let durable = QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -132,52 +137,46 @@ pub async fn run(amqp_url: &str, messages: usize, shape: Shape) -> anyhow::Resul
     } else {
         ("", first.as_str())
     };
-    let ack_every = if shape.ack_each { 1 } else { 100 };
-    let drained = if shape.relay { &second } else { &first };
-
+    let consumers = Consumers {
+        broker: &broker,
+        shape,
+        first: &first,
+        second: &second,
+    };
     let publisher = confirmed_channel(&broker).await?;
     let properties = properties(shape.properties);
     let body = vec![b'x'; BODY_BYTES];
     // Without a backlog the consumers wait before the first publish, as the ceiling's does.
-    let mut drain = None;
-    if !shape.backlog {
-        drain = Some(Drain::start_acking_every(&broker, drained, ack_every).await?);
-    }
-    let relay = if shape.relay && !shape.backlog {
-        Some(Relay::start(&broker, &first, &second, properties.clone()).await?)
-    } else {
+    let waiting = if shape.backlog {
         None
+    } else {
+        Some(consumers.start(&properties).await?)
     };
     let started = Instant::now();
     let mut sent = 0;
     while sent < messages {
         let window = WINDOW.min(messages - sent);
+        let bodies = std::iter::repeat_n(body.as_slice(), window);
         publish_window(
             &publisher,
             publish_exchange,
             routing_key,
-            &body,
+            bodies,
             &properties,
-            window,
         )
         .await?;
         sent += window;
     }
-    let relay = match relay {
-        Some(relay) => Some(relay),
-        None if shape.relay => Some(Relay::start(&broker, &first, &second, properties).await?),
-        None => None,
-    };
-    let drain = match drain {
-        Some(drain) => drain,
-        None => Drain::start_acking_every(&broker, drained, ack_every).await?,
+    let (drain, relay) = match waiting {
+        Some(running) => running,
+        None => consumers.start(&properties).await?,
     };
     let finished = drain.wait_for(messages).await?;
     drain.stop().await?;
     if let Some(relay) = relay {
         relay.stop().await?;
     }
-    for queue in [&first, &second] {
+    for queue in queues {
         setup
             .queue_delete(queue, QueueDeleteOptions::default())
             .await?;
@@ -189,6 +188,33 @@ pub async fn run(amqp_url: &str, messages: usize, shape: Shape) -> anyhow::Resul
     }
     broker.close().await;
     Ok(messages as f64 / (finished - started).as_secs_f64())
+}
+
+/// The consumers of a shape: a drain on the last queue, and the relay before it if any.
+struct Consumers<'a> {
+    broker: &'a Broker,
+    shape: Shape,
+    first: &'a str,
+    second: &'a str,
+}
+
+impl Consumers<'_> {
+    async fn start(&self, properties: &BasicProperties) -> anyhow::Result<(Drain, Option<Relay>)> {
+        let ack_every = if self.shape.ack_each { 1 } else { 100 };
+        let drained = if self.shape.relay {
+            self.second
+        } else {
+            self.first
+        };
+        let drain = Drain::start_acking_every(self.broker, drained, ack_every).await?;
+        let relay = if self.shape.relay {
+            let relay = Relay::start(self.broker, self.first, self.second, properties.clone());
+            Some(relay.await?)
+        } else {
+            None
+        };
+        Ok((drain, relay))
+    }
 }
 
 async fn confirmed_channel(broker: &Broker) -> anyhow::Result<Channel> {
@@ -206,11 +232,11 @@ fn properties(linkkit: bool) -> BasicProperties {
     }
     let mut headers = FieldTable::default();
     headers.insert(
-        "linkkit-workspace".into(),
+        WORKSPACE_HEADER.into(),
         AMQPValue::LongString("ws_01a21b7c1269717b823ab622c94fb522".into()),
     );
     headers.insert(
-        "linkkit-occurred-at-ms".into(),
+        OCCURRED_AT_HEADER.into(),
         AMQPValue::LongString("1764979200000".into()),
     );
     persistent
@@ -218,17 +244,16 @@ fn properties(linkkit: bool) -> BasicProperties {
         .with_headers(headers)
 }
 
-/// Publishes `count` messages, then waits for every confirm.
-async fn publish_window(
+/// Publishes one message per body, then waits for every confirm.
+async fn publish_window<'a>(
     channel: &Channel,
     exchange: &str,
     routing_key: &str,
-    body: &[u8],
+    bodies: impl Iterator<Item = &'a [u8]>,
     properties: &BasicProperties,
-    count: usize,
 ) -> anyhow::Result<()> {
-    let mut confirms = Vec::with_capacity(count);
-    for _ in 0..count {
+    let mut confirms = Vec::with_capacity(WINDOW);
+    for body in bodies {
         confirms.push(
             channel
                 .basic_publish(
@@ -291,8 +316,8 @@ impl Relay {
                         _ => break,
                     }
                 }
-                let body = group[0].data.clone();
-                publish_window(&publisher, "", &to, &body, &properties, group.len()).await?;
+                let bodies = group.iter().map(|delivery| delivery.data.as_slice());
+                publish_window(&publisher, "", &to, bodies, &properties).await?;
                 let last = group.last().expect("a group is never empty");
                 last.ack(BasicAckOptions { multiple: true }).await?;
             }

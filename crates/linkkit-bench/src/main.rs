@@ -210,19 +210,22 @@ async fn main() -> anyhow::Result<()> {
             }
             Scenario::Neighbours => {
                 const EVENTS: usize = 200;
+                const BAD: usize = 10;
                 let (mut clean, mut clean_p99, mut clean_cpu) =
                     (Vec::new(), Vec::new(), Vec::new());
                 let (mut dirty, mut dirty_p99, mut dirty_cpu) =
                     (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..runs {
-                    let (rate, p99, cpu) = pipeline::neighbours(0, EVENTS).await;
-                    clean.push(rate / 100.0);
-                    clean_p99.push(p99);
-                    clean_cpu.push((cpu, 100 * EVENTS));
-                    let (rate, p99, cpu) = pipeline::neighbours(10, EVENTS).await;
-                    dirty.push(rate / 90.0);
-                    dirty_p99.push(p99);
-                    dirty_cpu.push((cpu, 90 * EVENTS));
+                    for (bad, rates, p99s, uses) in [
+                        (0, &mut clean, &mut clean_p99, &mut clean_cpu),
+                        (BAD, &mut dirty, &mut dirty_p99, &mut dirty_cpu),
+                    ] {
+                        let healthy = 100 - bad;
+                        let (rate, p99, cpu) = pipeline::neighbours(bad, EVENTS).await;
+                        rates.push(rate / healthy as f64);
+                        p99s.push(p99);
+                        uses.push((cpu, healthy * EVENTS));
+                    }
                 }
                 row(
                     "all healthy: deliveries/s per endpoint (100 endpoints)",
