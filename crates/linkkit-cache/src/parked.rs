@@ -1,10 +1,11 @@
 //! Endpoints whose jobs are being parked, shared between processes through Redis.
 //!
-//! A sender that finds an endpoint's circuit open, or the endpoint stuck, parks its jobs in a
-//! retry queue. Each of those jobs first went through the deliveries queue and a sender only
-//! to be parked there. So the sender also writes the endpoint here, with until when, and the
-//! fan-out workers read the set a few times a second and send that endpoint's new jobs straight
-//! to a retry queue. A dead endpoint with heavy traffic then costs the senders nothing.
+//! A sender that finds an endpoint's circuit open, or the endpoint stuck, parks its jobs (on
+//! their deliveries in Postgres). Each of those jobs first went through the deliveries queue
+//! and a sender only to be parked there. So the sender also writes the endpoint here, with
+//! until when, and the fan-out workers read the set a few times a second and store that
+//! endpoint's new deliveries parked, with no job. A dead endpoint with heavy traffic then costs
+//! neither the senders nor the broker anything.
 //!
 //! The set is a sorted set: member the endpoint id, score until when (Unix milliseconds). It
 //! only ever says "park until", never "deliver": losing it, or Redis, means jobs take the

@@ -92,6 +92,18 @@ impl RetrySchedule {
         }
     }
 
+    /// The shortest time a job turned away from its endpoint (circuit open, endpoint stuck or
+    /// busy) is parked for: the schedule's shortest delay, so a parked job is looked at again
+    /// once per retry delay at most, not every moment the endpoint stays down. A second when
+    /// the schedule has no retries.
+    pub fn shortest_park(&self) -> Duration {
+        self.delays
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
     /// The longest a job can wait in a retry queue (zero without retry queues).
     pub fn longest_tier(&self) -> Duration {
         self.tiers().last().copied().unwrap_or_default()
@@ -259,6 +271,19 @@ mod tests {
         assert_eq!(
             decide(&schedule, 2, asked(1)),
             Decision::Retry(RetryWait::Scheduled(Duration::from_secs(300)))
+        );
+    }
+
+    #[test]
+    fn a_turned_away_job_is_parked_for_the_shortest_delay_at_least() {
+        assert_eq!(
+            RetrySchedule::parse("1m,10s,5m").unwrap().shortest_park(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            RetrySchedule::parse("").unwrap().shortest_park(),
+            Duration::from_secs(1),
+            "a schedule without retries still parks"
         );
     }
 

@@ -6,7 +6,6 @@
 //! in `counted_visits`, pruned after a week (see `visit_ledger`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lapin::types::FieldTable;
@@ -114,7 +113,9 @@ impl FanoutHandler {
 
     /// Stores the event with its deliveries (and counts its visit, if this statement is the
     /// one that stores the event), then publishes one job per enabled subscriber and waits for
-    /// every confirm. `Err`: the reason to requeue the event.
+    /// every confirm. `Err`: the reason to requeue the event. A delivery to an endpoint a
+    /// sender is parking is stored parked instead, with no job: a sender's sweep publishes it
+    /// when it is due (see `linkkit_store::parked`).
     ///
     /// An event that comes again (a republished or redelivered copy) is stored once: Postgres
     /// answers with the deliveries it already had, so its visit is not counted again, and the
@@ -131,6 +132,12 @@ impl FanoutHandler {
         visit: Option<Visit>,
     ) -> Result<(), String> {
         let visit_kind = visit.as_ref().map(|visit| visit.kind);
+        let now = Utc::now();
+        let parked_until = subscribers
+            .enabled
+            .iter()
+            .filter_map(|endpoint| Some((endpoint.clone(), self.parked_until(endpoint, now)?)))
+            .collect();
         let stored = self
             .deliveries
             .run(NewEvent {
@@ -138,14 +145,13 @@ impl FanoutHandler {
                 event: event.clone(),
                 subscribers,
                 visit,
+                parked_until,
             })
             .await
             .map_err(|error| format!("recording deliveries failed: {error}"))?;
         if let (Some(kind), true) = (visit_kind, stored.first_time) {
             VISITS_COUNTED.with_label_values(&[kind.as_str()]).inc();
         }
-        let now = Utc::now();
-        let mut parked = 0;
         let jobs: Vec<Outgoing> = stored
             .deliveries
             .into_iter()
@@ -163,15 +169,7 @@ impl FanoutHandler {
                         event.clone(),
                     )
                 };
-                match self.parking_delay(&job.endpoint_id, now) {
-                    Some(delay) => {
-                        // It comes back from the retry queue long after a copy of it may have
-                        // been sent, so the sender checks it first.
-                        parked += 1;
-                        Outgoing::retry(&self.namespace, delay, &job.maybe_sent())
-                    }
-                    None => Outgoing::job(&self.namespace, &job),
-                }
+                Outgoing::job(&self.namespace, &job)
             })
             .collect();
         self.publisher
@@ -179,7 +177,7 @@ impl FanoutHandler {
             .await
             .map_err(|error| format!("publishing jobs failed: {error}"))?;
         JOBS_FANNED_OUT.inc_by(jobs.len() as u64);
-        JOBS_PARKED.inc_by(parked);
+        JOBS_PARKED.inc_by(stored.parked as u64);
         let outcome = if stored.first_time {
             "fanned_out"
         } else {
@@ -190,12 +188,15 @@ impl FanoutHandler {
         Ok(())
     }
 
-    /// The retry queue a new job of `endpoint` goes to while a sender is parking its jobs: the
-    /// one the sender would park it in. `None`: to the senders, as usual.
-    fn parking_delay(&self, endpoint: &EndpointId, now: DateTime<Utc>) -> Option<Duration> {
+    /// Until when a new delivery to `endpoint` is stored parked, while a sender is parking its
+    /// jobs: as long as the sender said, and no shorter than the sender would park it
+    /// (`linkkit_core::retry::RetrySchedule::shortest_park`). `None`: its job goes to the
+    /// senders, as usual.
+    fn parked_until(&self, endpoint: &EndpointId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let until = self.parked.parked_until(endpoint, now)?;
-        let wait = (until - now).to_std().unwrap_or_default();
-        self.retry_schedule.tier_at_least(wait)
+        let shortest =
+            chrono::Duration::from_std(self.retry_schedule.shortest_park()).unwrap_or_default();
+        Some(until.max(now + shortest))
     }
 }
 

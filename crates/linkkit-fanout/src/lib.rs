@@ -13,8 +13,9 @@
 //! Which endpoints subscribe to an event is answered from memory that every endpoint change
 //! drops as it commits (see `linkkit_store::endpoint_cache`).
 //!
-//! A job for an endpoint that a sender is parking (its circuit open, or stuck) goes straight to
-//! the retry queue the sender would have parked it in (see `linkkit_cache::parked`).
+//! A delivery to an endpoint that a sender is parking (its circuit open, or stuck) is stored
+//! parked, with no job published: a sender's sweep publishes it when it is due (see
+//! `linkkit_cache::parked` and `linkkit_store::parked`).
 
 mod handler;
 pub mod legacy_counters;
@@ -41,7 +42,7 @@ use parked_view::ParkedView;
 pub struct FanoutSettings {
     pub prefetch: u16,
     pub concurrency: usize,
-    /// The senders' schedule, whose retry queues a job of a parked endpoint goes to.
+    /// The senders' schedule, whose shortest delay is the shortest a delivery is stored parked.
     pub retry_schedule: RetrySchedule,
 }
 

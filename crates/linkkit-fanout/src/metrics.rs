@@ -15,7 +15,7 @@ pub static JOBS_FANNED_OUT: LazyLock<IntCounter> = LazyLock::new(|| {
 pub static JOBS_PARKED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "linkkit_fanout_jobs_parked_total",
-        "Delivery jobs published by fan-out workers straight to a retry queue, because a sender is parking their endpoint's jobs (circuit open or endpoint stuck)."
+        "Deliveries fan-out workers stored parked in Postgres, with no job published, because a sender is parking their endpoint's jobs (circuit open or endpoint stuck)."
     )
     .expect("metric registers once")
 });

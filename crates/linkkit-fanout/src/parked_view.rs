@@ -1,6 +1,6 @@
 //! The fan-out's copy of the endpoints the senders are parking jobs for (see
-//! `linkkit_cache::parked`), refreshed from Redis a few times a second, so that publishing a
-//! job asks memory, not Redis.
+//! `linkkit_cache::parked`), refreshed from Redis a few times a second, so that deciding to
+//! store a delivery parked asks memory, not Redis.
 
 use std::collections::HashMap;
 use std::sync::RwLock;

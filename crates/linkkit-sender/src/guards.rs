@@ -1,7 +1,7 @@
 //! Per-endpoint limits inside one sender process: how many attempts may be in flight to one
-//! endpoint, and its circuit breaker. A job that may not go now is deferred (parked in a retry
-//! queue without spending an attempt), so a slow or failing endpoint never holds the worker's
-//! slots that other endpoints need.
+//! endpoint, and its circuit breaker. A job that may not go now is deferred (parked on its
+//! delivery in Postgres without spending an attempt, see `crate::parking`), so a slow or
+//! failing endpoint never holds the worker's slots that other endpoints need.
 //!
 //! An endpoint earns its slots (a slow start, as in TCP): it starts with [`FIRST_SLOTS`], has
 //! them doubled by each attempt it answers, up to `max_in_flight`, and loses one for each
@@ -101,7 +101,7 @@ pub enum Deferral {
 }
 
 impl Deferral {
-    /// How long the job must wait at least (`None`: the shortest retry queue will do), and the
+    /// How long the job must wait at least (`None`: the shortest park will do), and the
     /// reason counted in `linkkit_jobs_deferred_total`.
     pub fn parking(&self) -> (Option<Duration>, &'static str) {
         match self {

@@ -14,7 +14,8 @@ use linkkit_store::deliveries::{self, AttemptRecord, DeliveryStatus};
 use linkkit_store::endpoint_cache::CachedEndpoints;
 use linkkit_store::endpoints::{self, EndpointRow};
 use linkkit_store::group::Grouped;
-use linkkit_store::worker_queries::RecordAttempts;
+use linkkit_store::parked::ParkRequest;
+use linkkit_store::worker_queries::{ParkDeliveries, RecordAttempts};
 use linkkit_store::PgPool;
 use reqwest::Client;
 
@@ -24,14 +25,15 @@ use crate::metrics::{
     DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
     JOBS_DEFERRED, RETRIES_SCHEDULED,
 };
+use crate::parking::park_until;
 use crate::parking_notices::ParkingNotices;
 use crate::SenderSettings;
 
 /// The claim outlives the longest attempt by this much (see svix-webhooks PR #2181).
 const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 /// How long a sent delivery's key says "done". Every job that can come late is checked in
-/// Postgres before it is sent: a retry, a job that waited in a retry queue (parked by a sender
-/// or by the fan-out), a job the broker hands out again, and a job the fan-out published for a
+/// Postgres before it is sent: a retry, a parked job a sweep published, a copy that waited in
+/// a retry queue, a job the broker hands out again, and a job the fan-out published for a
 /// copy of its event (the field `DeliveryJob::maybe_sent`). What is left for the key is the
 /// job the fan-out first published, straight to the deliveries queue, when a copy of it was
 /// sent first: the two were published moments apart into the same queue, so they are taken
@@ -47,6 +49,8 @@ pub struct SenderHandler {
     /// grouped across the jobs in flight.
     pub endpoints: CachedEndpoints,
     pub attempts: Grouped<RecordAttempts>,
+    /// Parks the jobs turned away from their endpoint, grouped across the jobs in flight.
+    pub parks: Grouped<ParkDeliveries>,
     pub publisher: Arc<Publisher>,
     pub idempotency: Idempotency,
     pub namespace: Namespace,
@@ -86,7 +90,7 @@ impl SenderHandler {
     #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, endpoint_id = %job.endpoint_id, event_id = %job.event.id, attempt = job.attempt))]
     async fn deliver(&self, job: DeliveryJob, check_first: bool) -> Handled {
         // An open circuit or a stuck endpoint is known in memory: such a job is parked at once,
-        // with no Redis claim and no database lookup, so a failing or hanging neighbour costs
+        // with no Redis claim and one grouped write, so a failing or hanging neighbour costs
         // the others little.
         if let Some(deferral) = self.guards.precheck(&job.endpoint_id) {
             return match self.turn_away(&job, deferral).await {
@@ -111,7 +115,7 @@ impl SenderHandler {
             Ok(NextAction::InFlightElsewhere) => {
                 // The holder settles the job; this copy waits in the shortest retry queue in
                 // case the holder dies before it does.
-                return match self.defer(&job, None, "in_flight_elsewhere").await {
+                return match self.defer(&job, "in_flight_elsewhere").await {
                     Ok(()) => Handled::Done,
                     Err(reason) => Handled::Requeue(reason),
                 };
@@ -345,30 +349,38 @@ impl SenderHandler {
         Ok(())
     }
 
-    /// Parks a job its endpoint's guards turned away, and tells the fan-out workers when they
-    /// may park the endpoint's next jobs themselves.
+    /// Parks a job its endpoint's guards turned away on its delivery in Postgres, without
+    /// spending an attempt (see `crate::parking`), and tells the fan-out workers when they may
+    /// park the endpoint's next jobs themselves. A stale job is dropped instead.
     async fn turn_away(&self, job: &DeliveryJob, deferral: Deferral) -> Result<(), String> {
+        let now = Utc::now();
         if let Some(parked_for) = deferral.shared_for() {
-            let until = Utc::now() + chrono::Duration::from_std(parked_for).unwrap_or_default();
+            let until = now + chrono::Duration::from_std(parked_for).unwrap_or_default();
             self.notices.tell(&job.endpoint_id, until);
         }
         let (at_least, reason) = deferral.parking();
-        self.defer(job, at_least, reason).await
+        let parked = self
+            .parks
+            .run(ParkRequest {
+                delivery_id: job.delivery_id.clone(),
+                generation: job.generation,
+                attempt: job.attempt,
+                until: park_until(at_least, &self.settings.schedule, now),
+            })
+            .await
+            .map_err(|e| format!("parking the job failed: {e}"))?;
+        if parked {
+            JOBS_DEFERRED.with_label_values(&[reason]).inc();
+        } else {
+            drop_stale_job();
+        }
+        Ok(())
     }
 
-    /// Parks a job in a retry queue without spending an attempt: the shortest queue, or the
-    /// shortest that waits at least `at_least`.
-    async fn defer(
-        &self,
-        job: &DeliveryJob,
-        at_least: Option<Duration>,
-        reason: &str,
-    ) -> Result<(), String> {
-        let Some(delay) = self
-            .settings
-            .schedule
-            .tier_at_least(at_least.unwrap_or_default())
-        else {
+    /// Holds back a copy of a job another sender is sending, in the shortest retry queue, in
+    /// case that sender dies before it settles the job.
+    async fn defer(&self, job: &DeliveryJob, reason: &str) -> Result<(), String> {
+        let Some(delay) = self.settings.schedule.tier_at_least(Duration::ZERO) else {
             return Err(format!("no retry queue to defer to ({reason})"));
         };
         self.publisher

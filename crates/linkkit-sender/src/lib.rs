@@ -7,7 +7,9 @@
 //! redelivered or duplicated job is never POSTed twice and two senders never POST the same job
 //! at once. One slow endpoint only ever holds one of the many attempts in flight. A job's
 //! endpoint (URL, secrets, enabled) is read from memory that every endpoint change drops as it
-//! commits (see `linkkit_store::endpoint_cache`).
+//! commits (see `linkkit_store::endpoint_cache`). A job its endpoint cannot take now (circuit
+//! open, stuck, busy) is parked on its delivery in Postgres and published again when due by
+//! every sender's sweep (see `parking`).
 
 mod attempt;
 mod breaker;
@@ -16,6 +18,7 @@ pub mod dead_letters;
 mod guards;
 mod handler;
 pub mod metrics;
+mod parking;
 mod parking_notices;
 
 use std::sync::Arc;
@@ -28,7 +31,7 @@ use linkkit_core::net::TargetPolicy;
 use linkkit_core::retry::RetrySchedule;
 use linkkit_store::endpoint_cache::{follow_endpoint_changes, CachedEndpoints};
 use linkkit_store::group::{GroupLimits, Grouped};
-use linkkit_store::worker_queries::{EndpointById, RecordAttempts};
+use linkkit_store::worker_queries::{EndpointById, ParkDeliveries, RecordAttempts};
 use linkkit_store::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +81,7 @@ pub async fn run(
         notices: ParkingNotices::new(ParkedEndpoints::new(redis.clone(), &namespace)),
         endpoints: CachedEndpoints::new(EndpointById(pool.clone()), GroupLimits::default()),
         attempts: Grouped::new(RecordAttempts(pool.clone()), GroupLimits::default()),
+        parks: Grouped::new(ParkDeliveries(pool.clone()), GroupLimits::default()),
         pool,
         publisher: publisher.clone(),
         idempotency: Idempotency::new(redis, namespace.clone()),
@@ -91,6 +95,14 @@ pub async fn run(
     );
     tokio::join!(
         following,
-        run_consumer(broker, topology, consumer, publisher, handler, shutdown)
+        parking::keep_sweeping(&handler, shutdown.clone()),
+        run_consumer(
+            broker,
+            topology,
+            consumer,
+            publisher,
+            handler.clone(),
+            shutdown
+        )
     );
 }

@@ -3,7 +3,10 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{register_histogram, register_int_counter_vec, Histogram, IntCounterVec};
+use prometheus::{
+    register_histogram, register_int_counter_vec, register_int_gauge, Histogram, IntCounterVec,
+    IntGauge,
+};
 
 /// Buckets from 5 ms to 1 h, for durations and lags.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -77,8 +80,25 @@ pub static BREAKER_TRANSITIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static JOBS_DEFERRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "linkkit_jobs_deferred_total",
-        "Jobs parked without an attempt, by reason (circuit_open, endpoint_busy, endpoint_stuck, in_flight_elsewhere).",
+        "Jobs parked without an attempt, by reason (circuit_open, endpoint_busy, endpoint_stuck: in Postgres; in_flight_elsewhere: in the shortest retry queue).",
         &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+pub static PARKED_SWEPT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "linkkit_parked_swept_total",
+        "Parked deliveries that came due, by what the sweep did: published (the job went back to the deliveries queue), parked_again (the endpoint is still parked in this sender), dropped (sent or dead since, or deleted: no job).",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+pub static PARKED_DELIVERIES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "linkkit_parked_deliveries",
+        "Deliveries parked in Postgres, waiting for their endpoint (read by each sender every 10 s)."
     )
     .expect("metric registers once")
 });
@@ -112,4 +132,8 @@ pub fn init(max_attempts: u32) {
     ] {
         JOBS_DEFERRED.with_label_values(&[reason]);
     }
+    for outcome in ["published", "parked_again", "dropped"] {
+        PARKED_SWEPT.with_label_values(&[outcome]);
+    }
+    LazyLock::force(&PARKED_DELIVERIES);
 }

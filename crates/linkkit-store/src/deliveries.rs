@@ -75,6 +75,9 @@ pub struct NewEvent {
     pub subscribers: Subscribers,
     /// Counted on its link in the same statement, the first time the event is stored only.
     pub visit: Option<Visit>,
+    /// Enabled subscribers whose jobs a sender is parking, with until when: their deliveries
+    /// are stored parked (see `crate::parked`) and get no job now.
+    pub parked_until: HashMap<EndpointId, DateTime<Utc>>,
 }
 
 /// What storing a [`NewEvent`] made.
@@ -89,9 +92,12 @@ pub struct StoredEvent {
     pub deliveries: Vec<PendingDelivery>,
     /// False when the event had been stored before: its visit was counted then.
     pub first_time: bool,
+    /// Deliveries this statement stored parked (see [`NewEvent::parked_until`]).
+    pub parked: usize,
 }
 
-/// A delivery waiting for its job, in its current generation.
+/// A delivery waiting for its job, in its current generation. A parked delivery waits for
+/// none: a sweep publishes its job when it is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingDelivery {
     pub id: DeliveryId,
@@ -114,6 +120,7 @@ pub async fn create_for_event(
         event: event.clone(),
         subscribers: subscribers.clone(),
         visit: None,
+        parked_until: HashMap::new(),
     }];
     Ok(create_for_events(pool, &one)
         .await?
@@ -150,7 +157,11 @@ pub async fn create_for_events(
                     .map(|id| (id, DeliveryStatus::Dead)),
             )
         {
-            rows.push(workspace_id, event, endpoint, status);
+            let parked_until = match status {
+                DeliveryStatus::Pending => new.parked_until.get(endpoint).copied(),
+                _ => None,
+            };
+            rows.push(workspace_id, event, endpoint, status, parked_until);
         }
     }
     // The update makes RETURNING report deliveries that already existed, with their old ids,
@@ -161,7 +172,9 @@ pub async fn create_for_events(
     // another's waits for it, then does nothing), so `first_time` is whether it stored the
     // event; its visit counts then, unless `counted_visits` holds it (a copy counted while no
     // endpoint subscribed), on its link (see `links::count_on_links`).
-    let created: Vec<(String, String, String, bool, String, i32)> = sqlx::query_as(concat!(
+    // A delivery stored parked asks for its first attempt when it is due, and says when that
+    // is as its `next_attempt_at`.
+    let created: Vec<(String, String, String, bool, String, i32, bool)> = sqlx::query_as(concat!(
         "WITH stored_events AS ( \
              INSERT INTO events (id, workspace_id, event_type, payload) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) \
@@ -172,14 +185,20 @@ pub async fn create_for_events(
                   AS v(event_id, workspace_id, link_id, kind) \
              WHERE v.event_id IN (SELECT id FROM stored_events) \
              AND NOT EXISTS (SELECT 1 FROM counted_visits c WHERE c.event_id = v.event_id)), \
-         ", crate::links::count_on_links!(), " \
-         INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status) \
-         SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
+         ",
+        crate::links::count_on_links!(),
+        " \
+         INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status, \
+             parked_until, parked_attempt, next_attempt_at) \
+         SELECT r.*, CASE WHEN r.parked_until IS NULL THEN NULL ELSE 1 END, r.parked_until \
+         FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+             $15::timestamptz[]) \
+             AS r(id, workspace_id, event_id, event_type, endpoint_id, status, parked_until) \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = CASE \
              WHEN deliveries.status = 'pending' AND EXCLUDED.status = 'dead' THEN 'dead' \
              ELSE deliveries.status END \
          RETURNING id, event_id, endpoint_id, event_id IN (SELECT id FROM stored_events), \
-                   status, generation"
+                   status, generation, parked_until IS NOT NULL"
     ))
     .bind(&events.ids)
     .bind(&events.workspace_ids)
@@ -195,15 +214,16 @@ pub async fn create_for_events(
     .bind(&visits.workspace_ids)
     .bind(&visits.link_ids)
     .bind(&visits.kinds)
+    .bind(&rows.parked_until)
     .fetch_all(pool)
     .await?;
-    /// Delivery id, endpoint id, status and generation of one event's rows, and whether it was
-    /// stored now.
-    type EventRows<'a> = (Vec<(&'a str, &'a str, &'a str, i32)>, bool);
+    /// Delivery id, endpoint id, status, generation and whether it is parked, of one event's
+    /// rows, and whether the event was stored now.
+    type EventRows<'a> = (Vec<(&'a str, &'a str, &'a str, i32, bool)>, bool);
     let mut by_event: HashMap<&str, EventRows> = HashMap::new();
-    for (delivery, event, endpoint, first_time, status, generation) in &created {
+    for (delivery, event, endpoint, first_time, status, generation, parked) in &created {
         let (rows, stored_now) = by_event.entry(event.as_str()).or_default();
-        rows.push((delivery, endpoint, status, *generation));
+        rows.push((delivery, endpoint, status, *generation, *parked));
         *stored_now |= *first_time;
     }
     let pending = DeliveryStatus::Pending.as_str();
@@ -213,10 +233,15 @@ pub async fn create_for_events(
             let Some((rows, first_time)) = by_event.get(new.event.id.as_str()) else {
                 return StoredEvent::default();
             };
-            let deliveries = rows
-                .iter()
-                .filter(|(_, _, status, _)| *status == pending)
-                .filter_map(|(delivery, endpoint, _, generation)| {
+            let waiting = rows.iter().filter(|(_, _, status, ..)| *status == pending);
+            let parked = if *first_time {
+                waiting.clone().filter(|(.., parked)| *parked).count()
+            } else {
+                0
+            };
+            let deliveries = waiting
+                .filter(|(.., parked)| !*parked)
+                .filter_map(|(delivery, endpoint, _, generation, _)| {
                     let endpoint_id = EndpointId::parse(endpoint).ok()?;
                     new.subscribers
                         .enabled
@@ -231,6 +256,7 @@ pub async fn create_for_events(
             StoredEvent {
                 deliveries,
                 first_time: *first_time,
+                parked,
             }
         })
         .collect())
@@ -286,6 +312,7 @@ struct DeliveryColumns {
     event_types: Vec<&'static str>,
     endpoint_ids: Vec<String>,
     statuses: Vec<&'static str>,
+    parked_until: Vec<Option<DateTime<Utc>>>,
 }
 
 impl DeliveryColumns {
@@ -295,6 +322,7 @@ impl DeliveryColumns {
         event: &Envelope,
         endpoint_id: &EndpointId,
         status: DeliveryStatus,
+        parked_until: Option<DateTime<Utc>>,
     ) {
         self.ids.push(DeliveryId::generate().to_string());
         self.workspace_ids.push(workspace_id.to_string());
@@ -302,6 +330,7 @@ impl DeliveryColumns {
         self.event_types.push(event.event.as_str());
         self.endpoint_ids.push(endpoint_id.to_string());
         self.statuses.push(status.as_str());
+        self.parked_until.push(parked_until);
     }
 }
 
@@ -396,7 +425,7 @@ pub async fn mark_dead(
     generation: u32,
 ) -> Result<bool, StoreError> {
     let marked = sqlx::query(
-        "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL \
+        "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, parked_until = NULL \
          WHERE id = $1 AND generation = $2 AND status <> 'succeeded'",
     )
     .bind(delivery_id.as_str())
@@ -495,11 +524,13 @@ pub async fn event_of(
     Ok(row.and_then(|(payload,)| serde_json::from_value(payload).ok()))
 }
 
-/// Starts a new generation of a delivery (resend, replay): back to `pending`, and the number
-/// of the generation to send.
+/// Starts a new generation of a delivery (resend, replay): back to `pending`, parked no
+/// longer (the caller publishes the new generation's job), and the number of the generation
+/// to send.
 pub async fn start_generation(pool: &PgPool, delivery_id: &DeliveryId) -> Result<u32, StoreError> {
     let (generation,): (i32,) = sqlx::query_as(
-        "UPDATE deliveries SET generation = generation + 1, status = 'pending', next_attempt_at = NULL \
+        "UPDATE deliveries SET generation = generation + 1, status = 'pending', next_attempt_at = NULL, \
+             parked_until = NULL, parked_attempt = NULL \
          WHERE id = $1 RETURNING generation",
     )
     .bind(delivery_id.as_str())

@@ -13,6 +13,7 @@ pub mod group;
 pub mod links;
 pub mod metrics;
 pub mod outbox;
+pub mod parked;
 pub mod sessions;
 pub mod worker_queries;
 pub mod workspaces;

@@ -9,6 +9,7 @@ use crate::deliveries::{self, AttemptRecord, NewEvent, StoredEvent};
 use crate::endpoints::{self, EndpointRow, Subscribers};
 use crate::group::GroupQuery;
 use crate::links::{self, Visit};
+use crate::parked::{self, ParkRequest};
 use crate::StoreError;
 
 /// The endpoints of a workspace subscribed to an event type (fan-out).
@@ -66,6 +67,21 @@ impl GroupQuery for RecordAttempts {
     async fn run(&self, inputs: &[Self::Input]) -> Result<Vec<()>, StoreError> {
         deliveries::record_attempts(&self.0, inputs).await?;
         Ok(vec![(); inputs.len()])
+    }
+}
+
+/// Parks jobs a sender turned away until their endpoint may take them (sender); answers
+/// whether each was parked (`false`: the job is stale).
+#[derive(Debug, Clone)]
+pub struct ParkDeliveries(pub PgPool);
+
+impl GroupQuery for ParkDeliveries {
+    const NAME: &'static str = "park_deliveries";
+    type Input = ParkRequest;
+    type Output = bool;
+
+    async fn run(&self, inputs: &[ParkRequest]) -> Result<Vec<bool>, StoreError> {
+        parked::park(&self.0, inputs).await
     }
 }
 

@@ -1,0 +1,182 @@
+//! Deliveries parked in Postgres: jobs whose endpoint's circuit is open, or whose endpoint is
+//! stuck, wait here until they are due, then a sender's sweep publishes them again.
+//!
+//! A parked delivery keeps its status (`pending` or `failed`) and gains `parked_until` (when
+//! its job is published again) and `parked_attempt` (which attempt that job asks for). A row
+//! enters this state in one of two ways: the fan-out stores it parked when a sender has said
+//! the endpoint is parked (see `create_for_events`), or a sender parks a job it turned away
+//! ([`park`]). It leaves it through [`take_due`]: the rows that are due are locked
+//! (`FOR UPDATE SKIP LOCKED`, so sweeps in many processes share them), their jobs published,
+//! and only then, in the same transaction, are they released or parked again. A sweep that
+//! dies before it commits releases nothing: its rows are due again at once, and the sender
+//! checks a job from a sweep against the delivery's status before it sends it.
+
+use chrono::{DateTime, Utc};
+use linkkit_core::{DeliveryId, EndpointId, Envelope, WorkspaceId};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::StoreError;
+
+/// A job to park: the delivery it belongs to, in its generation, until when, and the attempt
+/// it asks for.
+#[derive(Debug, Clone)]
+pub struct ParkRequest {
+    pub delivery_id: DeliveryId,
+    pub generation: u32,
+    pub attempt: u32,
+    pub until: DateTime<Utc>,
+}
+
+/// Parks each job until its time, unless it is stale: its delivery gone, in another
+/// generation (a resend replaced it), sent or dead. One answer per request, in order:
+/// whether it was parked. A delivery already parked is parked again with this request's time
+/// and attempt.
+pub async fn park(pool: &PgPool, requests: &[ParkRequest]) -> Result<Vec<bool>, StoreError> {
+    let ids: Vec<&str> = requests.iter().map(|r| r.delivery_id.as_str()).collect();
+    let generations: Vec<i64> = requests.iter().map(|r| i64::from(r.generation)).collect();
+    let attempts: Vec<i64> = requests.iter().map(|r| i64::from(r.attempt)).collect();
+    let until: Vec<DateTime<Utc>> = requests.iter().map(|r| r.until).collect();
+    let parked: Vec<(String,)> = sqlx::query_as(
+        "UPDATE deliveries d SET parked_until = i.until, parked_attempt = i.attempt, \
+             next_attempt_at = i.until \
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) \
+             AS i(id, generation, attempt, until) \
+         WHERE d.id = i.id AND d.generation = i.generation \
+         AND d.status IN ('pending', 'failed') \
+         RETURNING d.id",
+    )
+    .bind(&ids)
+    .bind(&generations)
+    .bind(&attempts)
+    .bind(&until)
+    .fetch_all(pool)
+    .await?;
+    let parked: std::collections::HashSet<String> = parked.into_iter().map(|(id,)| id).collect();
+    Ok(requests
+        .iter()
+        .map(|r| parked.contains(r.delivery_id.as_str()))
+        .collect())
+}
+
+/// A parked delivery that is due, as [`take_due`] found it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: DeliveryId,
+    pub workspace_id: WorkspaceId,
+    pub endpoint_id: EndpointId,
+    pub generation: u32,
+    pub attempt: u32,
+    /// `None` when the delivery is no longer to send (sent or dead since it was parked) or
+    /// its event cannot be read: it is released with no job.
+    pub event: Option<Envelope>,
+}
+
+/// The transaction that holds the due rows [`take_due`] locked, until [`Unparking::finish`]
+/// says what became of each. Dropped unfinished, it releases nothing.
+#[derive(Debug)]
+pub struct Unparking {
+    transaction: Transaction<'static, Postgres>,
+}
+
+/// What a sweep did with a due delivery.
+#[derive(Debug, Clone)]
+pub enum Unparked {
+    /// Its job was published, or it had none to publish: it is parked no longer.
+    Released(DeliveryId),
+    /// Its endpoint is still parked: due again at this time, with no job published.
+    ParkedAgain(DeliveryId, DateTime<Utc>),
+}
+
+/// Locks up to `limit` parked deliveries that are due, oldest first, skipping those another
+/// sweep holds. Publish their jobs, then [`Unparking::finish`].
+pub async fn take_due(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<(Unparking, Vec<DueDelivery>), StoreError> {
+    let mut transaction = pool.begin().await?;
+    type Row = (
+        String,
+        String,
+        String,
+        i32,
+        Option<i32>,
+        bool,
+        Option<serde_json::Value>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT d.id, d.workspace_id, d.endpoint_id, d.generation, d.parked_attempt, \
+             d.status IN ('pending', 'failed'), e.payload \
+         FROM deliveries d LEFT JOIN events e ON e.id = d.event_id \
+         WHERE d.parked_until <= now() \
+         ORDER BY d.parked_until LIMIT $1 \
+         FOR UPDATE OF d SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *transaction)
+    .await?;
+    let due = rows
+        .into_iter()
+        .filter_map(|(id, workspace, endpoint, generation, attempt, to_send, payload)| {
+            let event = payload
+                .filter(|_| to_send)
+                .and_then(|payload| match serde_json::from_value(payload) {
+                    Ok(event) => Some(event),
+                    Err(error) => {
+                        tracing::warn!(delivery_id = %id, error = %error, "a parked delivery's event cannot be read; releasing it with no job");
+                        None
+                    }
+                });
+            Some(DueDelivery {
+                id: DeliveryId::parse(&id).ok()?,
+                workspace_id: WorkspaceId::parse(&workspace).ok()?,
+                endpoint_id: EndpointId::parse(&endpoint).ok()?,
+                generation: u32::try_from(generation).ok()?,
+                attempt: attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(1).max(1),
+                event,
+            })
+        })
+        .collect();
+    Ok((Unparking { transaction }, due))
+}
+
+impl Unparking {
+    /// Releases or parks again each delivery the sweep took, and commits.
+    pub async fn finish(mut self, outcomes: &[Unparked]) -> Result<(), StoreError> {
+        let mut ids = Vec::with_capacity(outcomes.len());
+        let mut until = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match outcome {
+                Unparked::Released(id) => {
+                    ids.push(id.as_str());
+                    until.push(None);
+                }
+                Unparked::ParkedAgain(id, at) => {
+                    ids.push(id.as_str());
+                    until.push(Some(*at));
+                }
+            }
+        }
+        sqlx::query(
+            "UPDATE deliveries d SET parked_until = i.until, \
+                 parked_attempt = CASE WHEN i.until IS NULL THEN NULL ELSE d.parked_attempt END, \
+                 next_attempt_at = COALESCE(i.until, d.next_attempt_at) \
+             FROM UNNEST($1::text[], $2::timestamptz[]) AS i(id, until) \
+             WHERE d.id = i.id",
+        )
+        .bind(&ids)
+        .bind(&until)
+        .execute(&mut *self.transaction)
+        .await?;
+        self.transaction.commit().await?;
+        Ok(())
+    }
+}
+
+/// How many deliveries are parked, for the `linkkit_parked_deliveries` gauge.
+pub async fn count(pool: &PgPool) -> Result<i64, StoreError> {
+    let (parked,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM deliveries WHERE parked_until IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    Ok(parked)
+}
