@@ -32,6 +32,8 @@ enum Scenario {
     Latency,
     Fanout,
     Neighbours,
+    /// Bad neighbours already failing for a batch of events before the measured one.
+    NeighboursSettled,
     Growth,
     Memory,
     Redirect,
@@ -83,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Latency,
         Scenario::Fanout,
         Scenario::Neighbours,
+        Scenario::NeighboursSettled,
         Scenario::Growth,
         Scenario::Memory,
         Scenario::Redirect,
@@ -208,40 +211,8 @@ async fn main() -> anyhow::Result<()> {
                     &times,
                 );
             }
-            Scenario::Neighbours => {
-                const EVENTS: usize = 200;
-                const BAD: usize = 10;
-                let (mut clean, mut clean_p99, mut clean_cpu) =
-                    (Vec::new(), Vec::new(), Vec::new());
-                let (mut dirty, mut dirty_p99, mut dirty_cpu) =
-                    (Vec::new(), Vec::new(), Vec::new());
-                for _ in 0..runs {
-                    for (bad, rates, p99s, uses) in [
-                        (0, &mut clean, &mut clean_p99, &mut clean_cpu),
-                        (BAD, &mut dirty, &mut dirty_p99, &mut dirty_cpu),
-                    ] {
-                        let healthy = 100 - bad;
-                        let (rate, p99, cpu) = pipeline::neighbours(bad, EVENTS).await;
-                        rates.push(rate / healthy as f64);
-                        p99s.push(p99);
-                        uses.push((cpu, healthy * EVENTS));
-                    }
-                }
-                row(
-                    "all healthy: deliveries/s per endpoint (100 endpoints)",
-                    "deliveries/s",
-                    &clean,
-                );
-                row("all healthy: p99 lag", "ms", &clean_p99);
-                cpu_rows("all healthy", "delivery", &clean_cpu);
-                row(
-                    "10% bad (5 answer 500, 5 hang): healthy deliveries/s per endpoint",
-                    "deliveries/s",
-                    &dirty,
-                );
-                row("10% bad: healthy p99 lag", "ms", &dirty_p99);
-                cpu_rows("10% bad", "healthy delivery", &dirty_cpu);
-            }
+            Scenario::Neighbours => neighbours(runs, pipeline::Onset::Now).await,
+            Scenario::NeighboursSettled => neighbours(runs, pipeline::Onset::BatchBefore).await,
             Scenario::Growth => {
                 for endpoints in [10, 1_000, 10_000] {
                     let mut rates = Vec::new();
@@ -313,6 +284,55 @@ async fn main() -> anyhow::Result<()> {
         dump_metrics();
     }
     Ok(())
+}
+
+/// The bad-neighbours rows: healthy endpoints' rate, p99 and CPU split, all healthy and with
+/// 10% bad, in pairs run one after the other.
+async fn neighbours(runs: usize, onset: pipeline::Onset) {
+    const EVENTS: usize = 200;
+    const BAD: usize = 10;
+    let (mut clean, mut clean_p99, mut clean_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut dirty, mut dirty_p99, mut dirty_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for (bad, rates, p99s, uses) in [
+            (0, &mut clean, &mut clean_p99, &mut clean_cpu),
+            (BAD, &mut dirty, &mut dirty_p99, &mut dirty_cpu),
+        ] {
+            let healthy = 100 - bad;
+            let (rate, p99, cpu) = pipeline::neighbours(bad, EVENTS, onset).await;
+            rates.push(rate / healthy as f64);
+            p99s.push(p99);
+            uses.push((cpu, healthy * EVENTS));
+        }
+    }
+    let (all, some) = match onset {
+        pipeline::Onset::Now => ("all healthy", "10% bad"),
+        pipeline::Onset::BatchBefore => ("settled, all healthy", "settled, 10% bad"),
+    };
+    let costs: Vec<f64> = clean
+        .iter()
+        .zip(&dirty)
+        .map(|(clean, dirty)| 100.0 * (1.0 - dirty / clean))
+        .collect();
+    row(
+        &format!("{all}: deliveries/s per endpoint (100 endpoints)"),
+        "deliveries/s",
+        &clean,
+    );
+    row(&format!("{all}: p99 lag"), "ms", &clean_p99);
+    cpu_rows(all, "delivery", &clean_cpu);
+    row(
+        &format!("{some} (5 answer 500, 5 hang): healthy deliveries/s per endpoint"),
+        "deliveries/s",
+        &dirty,
+    );
+    row(&format!("{some}: healthy p99 lag"), "ms", &dirty_p99);
+    cpu_rows(some, "healthy delivery", &dirty_cpu);
+    row(
+        &format!("{some}: cost to the healthy, per pair of runs"),
+        "%",
+        &costs,
+    );
 }
 
 /// One row per part of the machine that did anything: the microseconds of one core it spent

@@ -130,14 +130,15 @@ impl Bench {
         eprintln!("{queue}: fewer than {count} consumers reported after 15 s; going on");
     }
 
-    /// Publishes `events` clicks and waits for `expected` deliveries; deliveries/s from the
-    /// first publish to the last delivery.
+    /// Publishes `events` clicks and waits for `expected` more deliveries; deliveries/s from
+    /// the first publish to the last delivery.
     async fn clicks_delivered_per_second(&self, events: usize, expected: usize) -> f64 {
         let batch: Vec<Envelope> = (0..events).map(|_| click()).collect();
+        let before = self.receiver.delivered();
         let started = Instant::now();
         self.publish(&batch).await;
         assert!(
-            self.receiver.wait_for(expected, LONG).await,
+            self.receiver.wait_for(before + expected, LONG).await,
             "every event delivered"
         );
         expected as f64 / started.elapsed().as_secs_f64()
@@ -266,10 +267,21 @@ pub async fn fan_out(endpoints: usize) -> f64 {
     elapsed
 }
 
+/// When the bad neighbours start to fail, in the neighbours scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Onset {
+    /// With the measured events: the circuits open and the first jobs are parked meanwhile.
+    Now,
+    /// A batch of events earlier: the bad endpoints' jobs of that batch are already parked
+    /// (their circuits open, the hanging ones stuck) and come due while the measured events
+    /// are delivered, as they do while an endpoint stays down.
+    BatchBefore,
+}
+
 /// Healthy endpoints' deliveries/s and p99 lag (ms) with `bad` of 100 endpoints failing (half
 /// answer 500, half hang past the timeout), for `events` events to all of them; and the
 /// machine's CPU until the last healthy delivery.
-pub async fn neighbours(bad: usize, events: usize) -> (f64, f64, CpuUse) {
+pub async fn neighbours(bad: usize, events: usize, onset: Onset) -> (f64, f64, CpuUse) {
     let bench = Bench::start(&[], &[Service::All]).await;
     let healthy = 100 - bad;
     bench
@@ -281,6 +293,12 @@ pub async fn neighbours(bad: usize, events: usize) -> (f64, f64, CpuUse) {
     bench
         .endpoints("hanging", bad - bad / 2, Behaviour::Hanging, "link.clicked")
         .await;
+    if onset == Onset::BatchBefore {
+        bench
+            .clicks_delivered_per_second(events, healthy * events)
+            .await;
+        bench.receiver.forget_lags();
+    }
     let (rate, cpu) =
         cpu::measure(bench.clicks_delivered_per_second(events, healthy * events)).await;
     let lags = bench.receiver.lags("healthy");

@@ -78,6 +78,11 @@ impl BenchReceiver {
         all
     }
 
+    /// Forgets the lags measured so far, so the next batch's are measured alone.
+    pub fn forget_lags(&self) {
+        self.inner.lags_ms.lock().unwrap().clear();
+    }
+
     pub async fn wait_for(&self, count: usize, deadline: Duration) -> bool {
         let give_up = tokio::time::Instant::now() + deadline;
         while self.delivered() < count {

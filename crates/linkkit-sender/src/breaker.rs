@@ -113,6 +113,11 @@ impl Breaker {
         }
     }
 
+    /// True while the circuit is open, including when its period is over and a probe may go.
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
     /// True when the breaker holds nothing worth remembering.
     pub fn is_idle(&self) -> bool {
         self.consecutive_failures == 0 && self.open.is_none()
@@ -157,6 +162,7 @@ mod tests {
         let mut breaker = opened_at(start);
         let later = start + FIRST_OPEN;
         assert_eq!(breaker.deferral(later), None, "a probe may go");
+        assert!(breaker.is_open(), "open until the probe succeeds");
         assert_eq!(breaker.admit(later), Admission::Probe);
         assert!(
             matches!(breaker.admit(later), Admission::Defer(_)),
@@ -165,6 +171,7 @@ mod tests {
         assert!(breaker.deferral(later).is_some());
         assert_eq!(breaker.record(true, later), Some(Transition::Closed));
         assert_eq!(breaker.admit(later), Admission::Send);
+        assert!(!breaker.is_open());
         assert!(breaker.is_idle());
     }
 

@@ -156,6 +156,18 @@ impl EndpointGuards {
         (all_busy && since_freed > self.stuck_after).then_some(Deferral::Stuck)
     }
 
+    /// Whether `endpoint`'s circuit is open in this process, even if its period is over and a
+    /// probe may go: the sweep of parked jobs then releases one job to probe with, not all.
+    pub fn circuit_open(&self, endpoint: &EndpointId) -> bool {
+        let endpoints = self
+            .endpoints
+            .lock()
+            .expect("the guard map is never poisoned");
+        endpoints
+            .get(endpoint)
+            .is_some_and(|guard| lock(&guard.health).breaker.is_open())
+    }
+
     /// Decides whether an attempt to `endpoint` may start now.
     pub async fn admit(&self, endpoint: &EndpointId) -> Result<Pass, Deferral> {
         let (slots, health, probe) = {

@@ -4,10 +4,13 @@
 //! row (see `linkkit_store::parked`) until it may be tried again, and acknowledged. Every
 //! sender runs a sweep that publishes the parked jobs that are due back to the deliveries
 //! queue, after a look at its own guards: a job whose endpoint this sender would turn away at
-//! once is parked again, with nothing published. A dead endpoint's backlog then costs a row
-//! update per job per open period, where a retry queue cost a persistent message that waited,
-//! expired and was dead-lettered back, each time.
+//! once is parked again, with nothing published, and of the jobs of an endpoint whose circuit
+//! waits for its probe, one is published to probe with and the others wait for the probe's
+//! answer. A dead endpoint's backlog then costs a row update per job per open period, where a
+//! retry queue cost a persistent message that waited, expired and was dead-lettered back,
+//! each time.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +20,7 @@ use linkkit_core::DeliveryJob;
 use linkkit_store::parked::{self, DueDelivery, Unparked};
 use tokio_util::sync::CancellationToken;
 
+use crate::guards::EndpointGuards;
 use crate::handler::SenderHandler;
 use crate::metrics::{PARKED_DELIVERIES, PARKED_SWEPT};
 
@@ -80,35 +84,19 @@ async fn sweep_once(handler: &SenderHandler) -> Result<usize, String> {
         return Ok(0);
     }
     let taken = due.len();
-    let now = Utc::now();
-    let mut jobs = Vec::new();
-    let mut outcomes = Vec::with_capacity(taken);
-    let (mut parked_again, mut dropped) = (0u64, 0u64);
-    for delivery in due {
-        let id = delivery.id.clone();
-        if delivery.event.is_none() {
-            dropped += 1;
-            outcomes.push(Unparked::Released(id));
-            continue;
-        }
-        if let Some(deferral) = handler.guards.precheck(&delivery.endpoint_id) {
-            parked_again += 1;
-            let until = park_until(deferral.parking().0, &handler.settings.schedule, now);
-            outcomes.push(Unparked::ParkedAgain(id, until));
-            continue;
-        }
-        if let Some(job) = job_of(delivery) {
-            jobs.push(Outgoing::job(&handler.namespace, &job));
-        }
-        outcomes.push(Unparked::Released(id));
-    }
+    let sweep = sort_due(due, &handler.guards, &handler.settings.schedule, Utc::now());
+    let jobs: Vec<Outgoing> = sweep
+        .jobs
+        .iter()
+        .map(|job| Outgoing::job(&handler.namespace, job))
+        .collect();
     handler
         .publisher
         .publish_all(&jobs)
         .await
         .map_err(|e| format!("publishing due jobs failed: {e}"))?;
     unparking
-        .finish(&outcomes)
+        .finish(&sweep.outcomes)
         .await
         .map_err(|e| format!("releasing due deliveries failed: {e}"))?;
     PARKED_SWEPT
@@ -116,9 +104,63 @@ async fn sweep_once(handler: &SenderHandler) -> Result<usize, String> {
         .inc_by(jobs.len() as u64);
     PARKED_SWEPT
         .with_label_values(&["parked_again"])
-        .inc_by(parked_again);
-    PARKED_SWEPT.with_label_values(&["dropped"]).inc_by(dropped);
+        .inc_by(sweep.parked_again);
+    PARKED_SWEPT
+        .with_label_values(&["dropped"])
+        .inc_by(sweep.dropped);
     Ok(taken)
+}
+
+/// What one sweep does with the deliveries it took.
+#[derive(Debug, Default)]
+struct Sweep {
+    /// To publish, before anything is released.
+    jobs: Vec<DeliveryJob>,
+    /// One per delivery taken.
+    outcomes: Vec<Unparked>,
+    parked_again: u64,
+    dropped: u64,
+}
+
+/// Sorts due deliveries by this sender's guards: a delivery with nothing to send is released
+/// with no job; one whose endpoint the guards turn away at once is parked again as long as
+/// they ask; of those of an endpoint whose circuit waits for its probe, the first goes (to
+/// probe with) and the others wait the shortest park for the probe's answer; the rest go.
+fn sort_due(
+    due: Vec<DueDelivery>,
+    guards: &EndpointGuards,
+    schedule: &RetrySchedule,
+    now: DateTime<Utc>,
+) -> Sweep {
+    let mut sweep = Sweep::default();
+    let mut probing = HashSet::new();
+    for delivery in due {
+        let id = delivery.id.clone();
+        let kept_back = if let Some(deferral) = guards.precheck(&delivery.endpoint_id) {
+            Some(park_until(deferral.parking().0, schedule, now))
+        } else if guards.circuit_open(&delivery.endpoint_id)
+            && !probing.insert(delivery.endpoint_id.clone())
+        {
+            Some(park_until(None, schedule, now))
+        } else {
+            None
+        };
+        match (job_of(delivery), kept_back) {
+            (None, _) => {
+                sweep.dropped += 1;
+                sweep.outcomes.push(Unparked::Released(id));
+            }
+            (Some(_), Some(until)) => {
+                sweep.parked_again += 1;
+                sweep.outcomes.push(Unparked::ParkedAgain(id, until));
+            }
+            (Some(job), None) => {
+                sweep.jobs.push(job);
+                sweep.outcomes.push(Unparked::Released(id));
+            }
+        }
+    }
+    sweep
 }
 
 /// The job a due delivery asks for. It may have been sent by a copy of its job while it was
@@ -141,7 +183,71 @@ fn job_of(delivery: DueDelivery) -> Option<DeliveryJob> {
 
 #[cfg(test)]
 mod tests {
+    use linkkit_core::event::sample;
+    use linkkit_core::{DeliveryId, EndpointId, EventType, WorkspaceId};
+
     use super::*;
+    use crate::guards::AttemptEnd;
+
+    fn due(endpoint: &EndpointId, with_event: bool) -> DueDelivery {
+        DueDelivery {
+            id: DeliveryId::generate(),
+            workspace_id: WorkspaceId::generate(),
+            endpoint_id: endpoint.clone(),
+            generation: 2,
+            attempt: 3,
+            event: with_event.then(|| sample(EventType::LinkClicked)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_publishes_what_may_go_parks_an_open_circuit_again_and_drops_what_is_done() {
+        let schedule = RetrySchedule::parse("5s,5m").unwrap();
+        let guards = EndpointGuards::new(4);
+        let (healthy, failing) = (EndpointId::generate(), EndpointId::generate());
+        for _ in 0..crate::breaker::FAILURE_THRESHOLD {
+            let pass = guards.admit(&failing).await.unwrap();
+            pass.record(AttemptEnd::Refused);
+        }
+        let taken = vec![
+            due(&healthy, true),
+            due(&failing, true),
+            due(&healthy, false),
+            due(&failing, true),
+        ];
+        let ids: Vec<DeliveryId> = taken.iter().map(|d| d.id.clone()).collect();
+        let now = Utc::now();
+        let sweep = sort_due(taken, &guards, &schedule, now);
+
+        assert_eq!(sweep.jobs.len(), 1);
+        let job = &sweep.jobs[0];
+        assert_eq!(
+            (
+                &job.delivery_id,
+                job.generation,
+                job.attempt,
+                job.maybe_sent
+            ),
+            (&ids[0], 2, 3, true),
+            "the parked job as it was, checked against its delivery before it is sent"
+        );
+        assert_eq!((sweep.parked_again, sweep.dropped), (2, 1));
+        assert_eq!(sweep.outcomes.len(), 4, "every delivery taken is settled");
+        for (outcome, id) in sweep.outcomes.iter().zip(&ids) {
+            match outcome {
+                Unparked::Released(released) => assert_eq!(released, id),
+                Unparked::ParkedAgain(parked, until) => {
+                    assert_eq!(parked, id);
+                    assert!(
+                        *until >= now + chrono::Duration::seconds(5),
+                        "kept back as long as the circuit stays open, and the shortest park"
+                    );
+                }
+            }
+        }
+        assert!(matches!(sweep.outcomes[1], Unparked::ParkedAgain(..)));
+        assert!(matches!(sweep.outcomes[3], Unparked::ParkedAgain(..)));
+    }
 
     #[test]
     fn a_job_is_parked_as_long_as_asked_and_never_less_than_the_shortest_delay() {
