@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 
 use crate::duration::{parse_duration, InvalidDuration};
@@ -102,6 +103,16 @@ impl RetrySchedule {
             .copied()
             .min()
             .unwrap_or(Duration::from_secs(1))
+    }
+
+    /// Until when a job turned away from its endpoint at `now` is parked: as long as asked,
+    /// and never less than [`RetrySchedule::shortest_park`].
+    pub fn park_until(&self, at_least: Option<Duration>, now: DateTime<Utc>) -> DateTime<Utc> {
+        let wait = at_least.unwrap_or_default().max(self.shortest_park());
+        TimeDelta::from_std(wait)
+            .ok()
+            .and_then(|wait| now.checked_add_signed(wait))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// The longest a job can wait in a retry queue (zero without retry queues).
@@ -285,6 +296,12 @@ mod tests {
             Duration::from_secs(1),
             "a schedule without retries still parks"
         );
+        let schedule = RetrySchedule::parse("5s,5m").unwrap();
+        let now = Utc::now();
+        let secs = |at_least| (schedule.park_until(at_least, now) - now).num_seconds();
+        assert_eq!(secs(None), 5);
+        assert_eq!(secs(Some(Duration::from_secs(2))), 5);
+        assert_eq!(secs(Some(Duration::from_secs(40))), 40);
     }
 
     #[test]

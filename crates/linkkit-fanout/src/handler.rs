@@ -189,14 +189,14 @@ impl FanoutHandler {
     }
 
     /// Until when a new delivery to `endpoint` is stored parked, while a sender is parking its
-    /// jobs: as long as the sender said, and no shorter than the sender would park it
-    /// (`linkkit_core::retry::RetrySchedule::shortest_park`). `None`: its job goes to the
-    /// senders, as usual.
+    /// jobs: as long as the sender said, and no shorter than a sender parks a job
+    /// (`RetrySchedule::park_until`). `None`: its job goes to the senders, as usual.
     fn parked_until(&self, endpoint: &EndpointId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let until = self.parked.parked_until(endpoint, now)?;
-        let shortest =
-            chrono::Duration::from_std(self.retry_schedule.shortest_park()).unwrap_or_default();
-        Some(until.max(now + shortest))
+        Some(
+            self.retry_schedule
+                .park_until((until - now).to_std().ok(), now),
+        )
     }
 }
 

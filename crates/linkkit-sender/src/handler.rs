@@ -25,7 +25,6 @@ use crate::metrics::{
     DELIVERY_ATTEMPTS, DELIVERY_DURATION, DELIVERY_LAG, DUPLICATES_SUPPRESSED, ENDPOINTS_DISABLED,
     JOBS_DEFERRED, RETRIES_SCHEDULED,
 };
-use crate::parking::park_until;
 use crate::parking_notices::ParkingNotices;
 use crate::SenderSettings;
 
@@ -365,7 +364,7 @@ impl SenderHandler {
                 delivery_id: job.delivery_id.clone(),
                 generation: job.generation,
                 attempt: job.attempt,
-                until: park_until(at_least, &self.settings.schedule, now),
+                until: self.settings.schedule.park_until(at_least, now),
             })
             .await
             .map_err(|e| format!("parking the job failed: {e}"))?;

@@ -31,17 +31,6 @@ const SWEEP_BATCH: i64 = 500;
 /// How often the `linkkit_parked_deliveries` gauge is read from Postgres.
 const COUNT_EVERY: Duration = Duration::from_secs(10);
 
-/// Until when a job turned away at `now` is parked: as long as the guards asked, and never
-/// less than the schedule's shortest delay.
-pub fn park_until(
-    at_least: Option<Duration>,
-    schedule: &RetrySchedule,
-    now: DateTime<Utc>,
-) -> DateTime<Utc> {
-    let wait = at_least.unwrap_or_default().max(schedule.shortest_park());
-    now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
-}
-
 /// Publishes due parked deliveries until `shutdown` fires. A sweep that fails (Postgres or the
 /// broker unreachable) releases nothing and is tried again at the next tick.
 pub async fn keep_sweeping(handler: &SenderHandler, shutdown: CancellationToken) {
@@ -137,11 +126,11 @@ fn sort_due(
     for delivery in due {
         let id = delivery.id.clone();
         let kept_back = if let Some(deferral) = guards.precheck(&delivery.endpoint_id) {
-            Some(park_until(deferral.parking().0, schedule, now))
+            Some(schedule.park_until(deferral.parking().0, now))
         } else if guards.circuit_open(&delivery.endpoint_id)
             && !probing.insert(delivery.endpoint_id.clone())
         {
-            Some(park_until(None, schedule, now))
+            Some(schedule.park_until(None, now))
         } else {
             None
         };
@@ -247,21 +236,5 @@ mod tests {
         }
         assert!(matches!(sweep.outcomes[1], Unparked::ParkedAgain(..)));
         assert!(matches!(sweep.outcomes[3], Unparked::ParkedAgain(..)));
-    }
-
-    #[test]
-    fn a_job_is_parked_as_long_as_asked_and_never_less_than_the_shortest_delay() {
-        let schedule = RetrySchedule::parse("5s,5m").unwrap();
-        let now = Utc::now();
-        let secs = |until: DateTime<Utc>| (until - now).num_seconds();
-        assert_eq!(secs(park_until(None, &schedule, now)), 5);
-        assert_eq!(
-            secs(park_until(Some(Duration::from_secs(2)), &schedule, now)),
-            5
-        );
-        assert_eq!(
-            secs(park_until(Some(Duration::from_secs(40)), &schedule, now)),
-            40
-        );
     }
 }
