@@ -267,7 +267,7 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
     again
         .finish(&[
             Unparked::Released(all[0].id.clone()),
-            Unparked::ParkedAgain(all[1].id.clone(), later),
+            Unparked::ParkedAgain(all[1].id.clone(), Duration::from_secs(60)),
         ])
         .await
         .unwrap();
@@ -302,5 +302,46 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
         1,
         "a resend unparks"
     );
+
+    // A stale copy of an earlier attempt never sets the parked attempt back.
+    let waiting = &all[2].id;
+    for attempt in [3, 1] {
+        let parked_now = parked::park(
+            &env.pool,
+            &[parked::ParkRequest {
+                delivery_id: waiting.clone(),
+                generation: 0,
+                attempt,
+                until: due,
+            }],
+        )
+        .await
+        .unwrap();
+        assert_eq!(parked_now, vec![true]);
+    }
+    let (held, found) = parked::take_due(&env.pool, 10).await.unwrap();
+    assert_eq!(
+        found.iter().map(|d| (&d.id, d.attempt)).collect::<Vec<_>>(),
+        vec![(waiting, 3)]
+    );
+    drop(held);
+
+    // A delivery whose event cannot be read is not handed out, nor left at the head of the
+    // queue: it turns dead, where it is visible.
+    sqlx::query("UPDATE events SET payload = '{\"not\": \"an envelope\"}' WHERE id = $1")
+        .bind(all[2].event.as_ref().unwrap().id.as_str())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (held, found) = parked::take_due(&env.pool, 10).await.unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    held.finish(&[]).await.unwrap();
+    let (status, parked_until): (String, Option<chrono::DateTime<Utc>>) =
+        sqlx::query_as("SELECT status, parked_until FROM deliveries WHERE id = $1")
+            .bind(waiting.as_str())
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), parked_until), ("dead", None));
     env.stop().await;
 }

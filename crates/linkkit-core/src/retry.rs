@@ -105,11 +105,16 @@ impl RetrySchedule {
             .unwrap_or(Duration::from_secs(1))
     }
 
-    /// Until when a job turned away from its endpoint at `now` is parked: as long as asked,
-    /// and never less than [`RetrySchedule::shortest_park`].
+    /// How long a job turned away from its endpoint is parked: as long as asked, and never
+    /// less than [`RetrySchedule::shortest_park`].
+    pub fn park_for(&self, at_least: Option<Duration>) -> Duration {
+        at_least.unwrap_or_default().max(self.shortest_park())
+    }
+
+    /// Until when a job turned away from its endpoint at `now` is parked (see
+    /// [`RetrySchedule::park_for`]).
     pub fn park_until(&self, at_least: Option<Duration>, now: DateTime<Utc>) -> DateTime<Utc> {
-        let wait = at_least.unwrap_or_default().max(self.shortest_park());
-        TimeDelta::from_std(wait)
+        TimeDelta::from_std(self.park_for(at_least))
             .ok()
             .and_then(|wait| now.checked_add_signed(wait))
             .unwrap_or(DateTime::<Utc>::MAX_UTC)

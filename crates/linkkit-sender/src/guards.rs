@@ -168,6 +168,16 @@ impl EndpointGuards {
             .is_some_and(|guard| lock(&guard.health).breaker.is_open())
     }
 
+    /// Forgets what the attempts to `endpoint` showed (its circuit, its slots), for an endpoint
+    /// that was disabled or deleted: its parked jobs are then taken at once, to be dropped or
+    /// dead-lettered, rather than one probe at a time for a circuit no attempt will close.
+    pub fn forget(&self, endpoint: &EndpointId) {
+        self.endpoints
+            .lock()
+            .expect("the guard map is never poisoned")
+            .remove(endpoint);
+    }
+
     /// Decides whether an attempt to `endpoint` may start now.
     pub async fn admit(&self, endpoint: &EndpointId) -> Result<Pass, Deferral> {
         let (slots, health, probe) = {
@@ -370,6 +380,12 @@ mod tests {
             Deferral::CircuitOpen(_)
         ));
         assert_eq!(guards.precheck(&EndpointId::generate()), None);
+        assert!(guards.circuit_open(&failing));
+
+        // Disabled or deleted: what its attempts showed no longer holds its jobs back.
+        guards.forget(&failing);
+        assert!(!guards.circuit_open(&failing));
+        assert_eq!(guards.precheck(&failing), None);
     }
 
     #[tokio::test]

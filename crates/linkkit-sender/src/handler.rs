@@ -156,6 +156,7 @@ impl SenderHandler {
             .map_err(|e| format!("endpoint lookup failed: {e}"))?;
         let Some(endpoint) = endpoint else {
             // The endpoint was deleted, and its deliveries with it: nothing left to do.
+            self.guards.forget(&job.endpoint_id);
             tracing::info!("dropping a job for a deleted endpoint");
             return Ok(Settled::Finished);
         };
@@ -171,6 +172,7 @@ impl SenderHandler {
             }
         }
         if !endpoint.enabled {
+            self.guards.forget(&job.endpoint_id);
             let reason = format!(
                 "endpoint disabled: {}",
                 endpoint

@@ -13,7 +13,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use linkkit_bus::Outgoing;
 use linkkit_core::retry::RetrySchedule;
 use linkkit_core::DeliveryJob;
@@ -28,6 +27,8 @@ use crate::metrics::{PARKED_DELIVERIES, PARKED_SWEPT};
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Due deliveries taken, published and released in one transaction.
 const SWEEP_BATCH: i64 = 500;
+/// The longest a sweep waits for the broker's confirms while it holds its rows locked.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the `linkkit_parked_deliveries` gauge is read from Postgres.
 const COUNT_EVERY: Duration = Duration::from_secs(10);
 
@@ -42,9 +43,15 @@ pub async fn keep_sweeping(handler: &SenderHandler, shutdown: CancellationToken)
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
+        // A full batch that published something may have more behind it; one that only parked
+        // again, or came short, waits for the next tick.
         loop {
             match sweep_once(handler).await {
-                Ok(taken) if taken as i64 == SWEEP_BATCH && !shutdown.is_cancelled() => continue,
+                Ok((taken, published))
+                    if taken as i64 == SWEEP_BATCH && published > 0 && !shutdown.is_cancelled() =>
+                {
+                    continue
+                }
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(error = %error, "sweeping parked deliveries failed");
@@ -64,25 +71,27 @@ pub async fn keep_sweeping(handler: &SenderHandler, shutdown: CancellationToken)
 
 /// One batch: takes the due deliveries, publishes the jobs of those whose endpoint this
 /// sender would take now and waits for every confirm, then releases them (and parks the
-/// others again) in the same transaction. Answers how many deliveries it took.
-async fn sweep_once(handler: &SenderHandler) -> Result<usize, String> {
+/// others again) in the same transaction. Answers how many deliveries it took, and how many
+/// jobs it published.
+async fn sweep_once(handler: &SenderHandler) -> Result<(usize, usize), String> {
     let (unparking, due) = parked::take_due(&handler.pool, SWEEP_BATCH)
         .await
         .map_err(|e| format!("reading due deliveries failed: {e}"))?;
     if due.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let taken = due.len();
-    let sweep = sort_due(due, &handler.guards, &handler.settings.schedule, Utc::now());
+    let sweep = sort_due(due, &handler.guards, &handler.settings.schedule);
     let jobs: Vec<Outgoing> = sweep
         .jobs
         .iter()
         .map(|job| Outgoing::job(&handler.namespace, job))
         .collect();
-    handler
-        .publisher
-        .publish_all(&jobs)
+    // The rows stay locked until the confirms come: a broker that stalls must not hold them
+    // (and whatever waits on them) for long. Dropping the transaction releases nothing.
+    tokio::time::timeout(PUBLISH_TIMEOUT, handler.publisher.publish_all(&jobs))
         .await
+        .map_err(|_| format!("the broker did not confirm due jobs within {PUBLISH_TIMEOUT:?}"))?
         .map_err(|e| format!("publishing due jobs failed: {e}"))?;
     unparking
         .finish(&sweep.outcomes)
@@ -97,7 +106,7 @@ async fn sweep_once(handler: &SenderHandler) -> Result<usize, String> {
     PARKED_SWEPT
         .with_label_values(&["dropped"])
         .inc_by(sweep.dropped);
-    Ok(taken)
+    Ok((taken, jobs.len()))
 }
 
 /// What one sweep does with the deliveries it took.
@@ -115,22 +124,17 @@ struct Sweep {
 /// with no job; one whose endpoint the guards turn away at once is parked again as long as
 /// they ask; of those of an endpoint whose circuit waits for its probe, the first goes (to
 /// probe with) and the others wait the shortest park for the probe's answer; the rest go.
-fn sort_due(
-    due: Vec<DueDelivery>,
-    guards: &EndpointGuards,
-    schedule: &RetrySchedule,
-    now: DateTime<Utc>,
-) -> Sweep {
+fn sort_due(due: Vec<DueDelivery>, guards: &EndpointGuards, schedule: &RetrySchedule) -> Sweep {
     let mut sweep = Sweep::default();
     let mut probing = HashSet::new();
     for delivery in due {
         let id = delivery.id.clone();
         let kept_back = if let Some(deferral) = guards.precheck(&delivery.endpoint_id) {
-            Some(schedule.park_until(deferral.parking().0, now))
+            Some(schedule.park_for(deferral.parking().0))
         } else if guards.circuit_open(&delivery.endpoint_id)
             && !probing.insert(delivery.endpoint_id.clone())
         {
-            Some(schedule.park_until(None, now))
+            Some(schedule.park_for(None))
         } else {
             None
         };
@@ -139,9 +143,9 @@ fn sort_due(
                 sweep.dropped += 1;
                 sweep.outcomes.push(Unparked::Released(id));
             }
-            (Some(_), Some(until)) => {
+            (Some(_), Some(wait)) => {
                 sweep.parked_again += 1;
-                sweep.outcomes.push(Unparked::ParkedAgain(id, until));
+                sweep.outcomes.push(Unparked::ParkedAgain(id, wait));
             }
             (Some(job), None) => {
                 sweep.jobs.push(job);
@@ -205,8 +209,7 @@ mod tests {
             due(&failing, true),
         ];
         let ids: Vec<DeliveryId> = taken.iter().map(|d| d.id.clone()).collect();
-        let now = Utc::now();
-        let sweep = sort_due(taken, &guards, &schedule, now);
+        let sweep = sort_due(taken, &guards, &schedule);
 
         assert_eq!(sweep.jobs.len(), 1);
         let job = &sweep.jobs[0];
@@ -225,10 +228,10 @@ mod tests {
         for (outcome, id) in sweep.outcomes.iter().zip(&ids) {
             match outcome {
                 Unparked::Released(released) => assert_eq!(released, id),
-                Unparked::ParkedAgain(parked, until) => {
+                Unparked::ParkedAgain(parked, wait) => {
                     assert_eq!(parked, id);
                     assert!(
-                        *until >= now + chrono::Duration::seconds(5),
+                        *wait >= Duration::from_secs(5),
                         "kept back as long as the circuit stays open, and the shortest park"
                     );
                 }

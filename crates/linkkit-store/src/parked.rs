@@ -9,7 +9,11 @@
 //! (`FOR UPDATE SKIP LOCKED`, so sweeps in many processes share them), their jobs published,
 //! and only then, in the same transaction, are they released or parked again. A sweep that
 //! dies before it commits releases nothing: its rows are due again at once, and the sender
-//! checks a job from a sweep against the delivery's status before it sends it.
+//! checks a job from a sweep against the delivery's status before it sends it. Times to park
+//! again are taken from Postgres's clock, the one that says what is due, so a process whose
+//! clock lags cannot make rows due again at once.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use linkkit_core::{DeliveryId, EndpointId, Envelope, WorkspaceId};
@@ -29,15 +33,16 @@ pub struct ParkRequest {
 
 /// Parks each job until its time, unless it is stale: its delivery gone, in another
 /// generation (a resend replaced it), sent or dead. One answer per request, in order:
-/// whether it was parked. A delivery already parked is parked again with this request's time
-/// and attempt.
+/// whether it was parked. A delivery already parked is parked again with this request's time,
+/// and the later of the two attempts (a stale copy of an earlier attempt never sets it back).
 pub async fn park(pool: &PgPool, requests: &[ParkRequest]) -> Result<Vec<bool>, StoreError> {
     let ids: Vec<&str> = requests.iter().map(|r| r.delivery_id.as_str()).collect();
     let generations: Vec<i64> = requests.iter().map(|r| i64::from(r.generation)).collect();
     let attempts: Vec<i64> = requests.iter().map(|r| i64::from(r.attempt)).collect();
     let until: Vec<DateTime<Utc>> = requests.iter().map(|r| r.until).collect();
     let parked: Vec<(String,)> = sqlx::query_as(
-        "UPDATE deliveries d SET parked_until = i.until, parked_attempt = i.attempt, \
+        "UPDATE deliveries d SET parked_until = i.until, \
+             parked_attempt = GREATEST(i.attempt, COALESCE(d.parked_attempt, 0)), \
              next_attempt_at = i.until \
          FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) \
              AS i(id, generation, attempt, until) \
@@ -66,8 +71,8 @@ pub struct DueDelivery {
     pub endpoint_id: EndpointId,
     pub generation: u32,
     pub attempt: u32,
-    /// `None` when the delivery is no longer to send (sent or dead since it was parked) or
-    /// its event cannot be read: it is released with no job.
+    /// `None` when the delivery is no longer to send (sent or dead since it was parked): it
+    /// is released with no job.
     pub event: Option<Envelope>,
 }
 
@@ -83,12 +88,15 @@ pub struct Unparking {
 pub enum Unparked {
     /// Its job was published, or it had none to publish: it is parked no longer.
     Released(DeliveryId),
-    /// Its endpoint is still parked: due again at this time, with no job published.
-    ParkedAgain(DeliveryId, DateTime<Utc>),
+    /// Its endpoint is still parked: due again this long from now (Postgres's now), with no
+    /// job published.
+    ParkedAgain(DeliveryId, Duration),
 }
 
 /// Locks up to `limit` parked deliveries that are due, oldest first, skipping those another
-/// sweep holds. Publish their jobs, then [`Unparking::finish`].
+/// sweep holds. Publish their jobs, then [`Unparking::finish`]. A row no job can be made of
+/// is settled here, so it never stays at the head of the queue: one whose event cannot be
+/// read turns `dead` (visible, and logged), one whose ids cannot be parsed is released.
 pub async fn take_due(
     pool: &PgPool,
     limit: i64,
@@ -114,28 +122,52 @@ pub async fn take_due(
     .bind(limit)
     .fetch_all(&mut *transaction)
     .await?;
-    let due = rows
-        .into_iter()
-        .filter_map(|(id, workspace, endpoint, generation, attempt, to_send, payload)| {
-            let event = payload
-                .filter(|_| to_send)
-                .and_then(|payload| match serde_json::from_value(payload) {
-                    Ok(event) => Some(event),
-                    Err(error) => {
-                        tracing::warn!(delivery_id = %id, error = %error, "a parked delivery's event cannot be read; releasing it with no job");
-                        None
-                    }
-                });
+    let mut due = Vec::with_capacity(rows.len());
+    let (mut settled, mut unreadable) = (Vec::new(), Vec::new());
+    for (id, workspace, endpoint, generation, attempt, to_send, payload) in rows {
+        let event = match (to_send, payload.map(serde_json::from_value::<Envelope>)) {
+            (false, _) => None,
+            (true, Some(Ok(event))) => Some(event),
+            (true, read) => {
+                let error = read.and_then(Result::err).map(|e| e.to_string());
+                tracing::warn!(delivery_id = %id, error = error.as_deref().unwrap_or("no event row"), "a parked delivery's event cannot be read; marking it dead");
+                unreadable.push(id.clone());
+                settled.push(id);
+                continue;
+            }
+        };
+        let parsed = (|| {
             Some(DueDelivery {
                 id: DeliveryId::parse(&id).ok()?,
                 workspace_id: WorkspaceId::parse(&workspace).ok()?,
                 endpoint_id: EndpointId::parse(&endpoint).ok()?,
                 generation: u32::try_from(generation).ok()?,
-                attempt: attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(1).max(1),
+                attempt: attempt
+                    .and_then(|a| u32::try_from(a).ok())
+                    .unwrap_or(1)
+                    .max(1),
                 event,
             })
-        })
-        .collect();
+        })();
+        match parsed {
+            Some(delivery) => due.push(delivery),
+            None => {
+                tracing::warn!(delivery_id = %id, "a parked delivery's ids cannot be read; releasing it");
+                settled.push(id);
+            }
+        }
+    }
+    if !settled.is_empty() {
+        sqlx::query(
+            "UPDATE deliveries SET parked_until = NULL, parked_attempt = NULL, \
+                 status = CASE WHEN id = ANY($2) THEN 'dead' ELSE status END \
+             WHERE id = ANY($1)",
+        )
+        .bind(&settled)
+        .bind(&unreadable)
+        .execute(&mut *transaction)
+        .await?;
+    }
     Ok((Unparking { transaction }, due))
 }
 
@@ -143,16 +175,16 @@ impl Unparking {
     /// Releases or parks again each delivery the sweep took, and commits.
     pub async fn finish(mut self, outcomes: &[Unparked]) -> Result<(), StoreError> {
         let mut ids = Vec::with_capacity(outcomes.len());
-        let mut until = Vec::with_capacity(outcomes.len());
+        let mut waits_ms: Vec<Option<i64>> = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
             match outcome {
                 Unparked::Released(id) => {
                     ids.push(id.as_str());
-                    until.push(None);
+                    waits_ms.push(None);
                 }
-                Unparked::ParkedAgain(id, at) => {
+                Unparked::ParkedAgain(id, wait) => {
                     ids.push(id.as_str());
-                    until.push(Some(*at));
+                    waits_ms.push(Some(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
                 }
             }
         }
@@ -160,11 +192,12 @@ impl Unparking {
             "UPDATE deliveries d SET parked_until = i.until, \
                  parked_attempt = CASE WHEN i.until IS NULL THEN NULL ELSE d.parked_attempt END, \
                  next_attempt_at = COALESCE(i.until, d.next_attempt_at) \
-             FROM UNNEST($1::text[], $2::timestamptz[]) AS i(id, until) \
+             FROM (SELECT id, now() + wait_ms * interval '1 millisecond' AS until \
+                   FROM UNNEST($1::text[], $2::bigint[]) AS w(id, wait_ms)) AS i \
              WHERE d.id = i.id",
         )
         .bind(&ids)
-        .bind(&until)
+        .bind(&waits_ms)
         .execute(&mut *self.transaction)
         .await?;
         self.transaction.commit().await?;
