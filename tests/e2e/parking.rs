@@ -218,7 +218,6 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
     let workspace = WorkspaceId::generate();
     let endpoint = EndpointId::generate();
     let events = clicks(3);
-    let due = Utc::now() - chrono::Duration::seconds(1);
     let stored = deliveries::create_for_events(
         &env.pool,
         &events
@@ -231,7 +230,7 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
                     disabled: vec![],
                 },
                 visit: None,
-                parked_until: [(endpoint.clone(), due)].into(),
+                parked_for: [(endpoint.clone(), Duration::ZERO)].into(),
             })
             .collect::<Vec<_>>(),
     )
@@ -263,7 +262,6 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
         "a sweep dropped before it finished released nothing"
     );
 
-    let later = Utc::now() + chrono::Duration::seconds(60);
     again
         .finish(&[
             Unparked::Released(all[0].id.clone()),
@@ -291,7 +289,7 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
             delivery_id: resent.clone(),
             generation: 0,
             attempt: 1,
-            until: later,
+            wait: Duration::from_secs(60),
         }],
     )
     .await
@@ -312,7 +310,7 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
                 delivery_id: waiting.clone(),
                 generation: 0,
                 attempt,
-                until: due,
+                wait: Duration::ZERO,
             }],
         )
         .await

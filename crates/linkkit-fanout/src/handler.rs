@@ -6,6 +6,7 @@
 //! in `counted_visits`, pruned after a week (see `visit_ledger`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lapin::types::FieldTable;
@@ -133,10 +134,10 @@ impl FanoutHandler {
     ) -> Result<(), String> {
         let visit_kind = visit.as_ref().map(|visit| visit.kind);
         let now = Utc::now();
-        let parked_until = subscribers
+        let parked_for = subscribers
             .enabled
             .iter()
-            .filter_map(|endpoint| Some((endpoint.clone(), self.parked_until(endpoint, now)?)))
+            .filter_map(|endpoint| Some((endpoint.clone(), self.parked_for(endpoint, now)?)))
             .collect();
         let stored = self
             .deliveries
@@ -145,7 +146,7 @@ impl FanoutHandler {
                 event: event.clone(),
                 subscribers,
                 visit,
-                parked_until,
+                parked_for,
             })
             .await
             .map_err(|error| format!("recording deliveries failed: {error}"))?;
@@ -188,15 +189,12 @@ impl FanoutHandler {
         Ok(())
     }
 
-    /// Until when a new delivery to `endpoint` is stored parked, while a sender is parking its
+    /// How long a new delivery to `endpoint` is stored parked, while a sender is parking its
     /// jobs: as long as the sender said, and no shorter than a sender parks a job
-    /// (`RetrySchedule::park_until`). `None`: its job goes to the senders, as usual.
-    fn parked_until(&self, endpoint: &EndpointId, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// (`RetrySchedule::park_for`). `None`: its job goes to the senders, as usual.
+    fn parked_for(&self, endpoint: &EndpointId, now: DateTime<Utc>) -> Option<Duration> {
         let until = self.parked.parked_until(endpoint, now)?;
-        Some(
-            self.retry_schedule
-                .park_until((until - now).to_std().ok(), now),
-        )
+        Some(self.retry_schedule.park_for((until - now).to_std().ok()))
     }
 }
 

@@ -366,7 +366,7 @@ impl SenderHandler {
                 delivery_id: job.delivery_id.clone(),
                 generation: job.generation,
                 attempt: job.attempt,
-                until: self.settings.schedule.park_until(at_least, now),
+                wait: self.settings.schedule.park_for(at_least),
             })
             .await
             .map_err(|e| format!("parking the job failed: {e}"))?;

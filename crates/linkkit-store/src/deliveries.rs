@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::time::Duration;
 
 use linkkit_core::{DeliveryId, EndpointId, Envelope, WorkspaceId};
 use sqlx::PgPool;
@@ -75,9 +76,9 @@ pub struct NewEvent {
     pub subscribers: Subscribers,
     /// Counted on its link in the same statement, the first time the event is stored only.
     pub visit: Option<Visit>,
-    /// Enabled subscribers whose jobs a sender is parking, with until when: their deliveries
-    /// are stored parked (see `crate::parked`) and get no job now.
-    pub parked_until: HashMap<EndpointId, DateTime<Utc>>,
+    /// Enabled subscribers whose jobs a sender is parking, with for how long: their
+    /// deliveries are stored parked (see `crate::parked`) and get no job now.
+    pub parked_for: HashMap<EndpointId, Duration>,
 }
 
 /// What storing a [`NewEvent`] made.
@@ -120,7 +121,7 @@ pub async fn create_for_event(
         event: event.clone(),
         subscribers: subscribers.clone(),
         visit: None,
-        parked_until: HashMap::new(),
+        parked_for: HashMap::new(),
     }];
     Ok(create_for_events(pool, &one)
         .await?
@@ -157,11 +158,11 @@ pub async fn create_for_events(
                     .map(|id| (id, DeliveryStatus::Dead)),
             )
         {
-            let parked_until = match status {
-                DeliveryStatus::Pending => new.parked_until.get(endpoint).copied(),
+            let parked_for = match status {
+                DeliveryStatus::Pending => new.parked_for.get(endpoint).copied(),
                 _ => None,
             };
-            rows.push(workspace_id, event, endpoint, status, parked_until);
+            rows.push(workspace_id, event, endpoint, status, parked_for);
         }
     }
     // The update makes RETURNING report deliveries that already existed, with their old ids,
@@ -190,10 +191,12 @@ pub async fn create_for_events(
         " \
          INSERT INTO deliveries (id, workspace_id, event_id, event_type, endpoint_id, status, \
              parked_until, parked_attempt, next_attempt_at) \
-         SELECT r.*, CASE WHEN r.parked_until IS NULL THEN NULL ELSE 1 END, r.parked_until \
+         SELECT r.id, r.workspace_id, r.event_id, r.event_type, r.endpoint_id, r.status, \
+             p.until, CASE WHEN p.until IS NULL THEN NULL ELSE 1 END, p.until \
          FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-             $15::timestamptz[]) \
-             AS r(id, workspace_id, event_id, event_type, endpoint_id, status, parked_until) \
+             $15::bigint[]) \
+             AS r(id, workspace_id, event_id, event_type, endpoint_id, status, wait_ms), \
+         LATERAL (SELECT now() + r.wait_ms * interval '1 millisecond' AS until) p \
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = CASE \
              WHEN deliveries.status = 'pending' AND EXCLUDED.status = 'dead' THEN 'dead' \
              ELSE deliveries.status END \
@@ -214,7 +217,7 @@ pub async fn create_for_events(
     .bind(&visits.workspace_ids)
     .bind(&visits.link_ids)
     .bind(&visits.kinds)
-    .bind(&rows.parked_until)
+    .bind(&rows.parked_ms)
     .fetch_all(pool)
     .await?;
     /// Delivery id, endpoint id, status, generation and whether it is parked, of one event's
@@ -312,7 +315,8 @@ struct DeliveryColumns {
     event_types: Vec<&'static str>,
     endpoint_ids: Vec<String>,
     statuses: Vec<&'static str>,
-    parked_until: Vec<Option<DateTime<Utc>>>,
+    /// How long each is stored parked, in milliseconds (see `crate::parked::wait_ms`).
+    parked_ms: Vec<Option<i64>>,
 }
 
 impl DeliveryColumns {
@@ -322,7 +326,7 @@ impl DeliveryColumns {
         event: &Envelope,
         endpoint_id: &EndpointId,
         status: DeliveryStatus,
-        parked_until: Option<DateTime<Utc>>,
+        parked_for: Option<Duration>,
     ) {
         self.ids.push(DeliveryId::generate().to_string());
         self.workspace_ids.push(workspace_id.to_string());
@@ -330,7 +334,7 @@ impl DeliveryColumns {
         self.event_types.push(event.event.as_str());
         self.endpoint_ids.push(endpoint_id.to_string());
         self.statuses.push(status.as_str());
-        self.parked_until.push(parked_until);
+        self.parked_ms.push(parked_for.map(crate::parked::wait_ms));
     }
 }
 

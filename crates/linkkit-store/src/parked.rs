@@ -9,26 +9,30 @@
 //! (`FOR UPDATE SKIP LOCKED`, so sweeps in many processes share them), their jobs published,
 //! and only then, in the same transaction, are they released or parked again. A sweep that
 //! dies before it commits releases nothing: its rows are due again at once, and the sender
-//! checks a job from a sweep against the delivery's status before it sends it. Times to park
-//! again are taken from Postgres's clock, the one that says what is due, so a process whose
-//! clock lags cannot make rows due again at once.
+//! checks a job from a sweep against the delivery's status before it sends it. Every park is
+//! a wait that Postgres adds to its own clock, the one that says what is due, so a process
+//! whose clock lags cannot make rows due again at once.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use linkkit_core::{DeliveryId, EndpointId, Envelope, WorkspaceId};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::StoreError;
 
-/// A job to park: the delivery it belongs to, in its generation, until when, and the attempt
-/// it asks for.
+/// A job to park: the delivery it belongs to, in its generation, for how long, and the
+/// attempt it asks for.
 #[derive(Debug, Clone)]
 pub struct ParkRequest {
     pub delivery_id: DeliveryId,
     pub generation: u32,
     pub attempt: u32,
-    pub until: DateTime<Utc>,
+    pub wait: Duration,
+}
+
+/// A wait as the milliseconds the park statements add to Postgres's `now()`.
+pub(crate) fn wait_ms(wait: Duration) -> i64 {
+    i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Parks each job until its time, unless it is stale: its delivery gone, in another
@@ -39,13 +43,14 @@ pub async fn park(pool: &PgPool, requests: &[ParkRequest]) -> Result<Vec<bool>, 
     let ids: Vec<&str> = requests.iter().map(|r| r.delivery_id.as_str()).collect();
     let generations: Vec<i64> = requests.iter().map(|r| i64::from(r.generation)).collect();
     let attempts: Vec<i64> = requests.iter().map(|r| i64::from(r.attempt)).collect();
-    let until: Vec<DateTime<Utc>> = requests.iter().map(|r| r.until).collect();
+    let waits: Vec<i64> = requests.iter().map(|r| wait_ms(r.wait)).collect();
     let parked: Vec<(String,)> = sqlx::query_as(
         "UPDATE deliveries d SET parked_until = i.until, \
              parked_attempt = GREATEST(i.attempt, COALESCE(d.parked_attempt, 0)), \
              next_attempt_at = i.until \
-         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) \
-             AS i(id, generation, attempt, until) \
+         FROM (SELECT id, generation, attempt, now() + wait_ms * interval '1 millisecond' AS until \
+               FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) \
+                   AS w(id, generation, attempt, wait_ms)) AS i \
          WHERE d.id = i.id AND d.generation = i.generation \
          AND d.status IN ('pending', 'failed') \
          RETURNING d.id",
@@ -53,7 +58,7 @@ pub async fn park(pool: &PgPool, requests: &[ParkRequest]) -> Result<Vec<bool>, 
     .bind(&ids)
     .bind(&generations)
     .bind(&attempts)
-    .bind(&until)
+    .bind(&waits)
     .fetch_all(pool)
     .await?;
     let parked: std::collections::HashSet<String> = parked.into_iter().map(|(id,)| id).collect();
@@ -136,20 +141,7 @@ pub async fn take_due(
                 continue;
             }
         };
-        let parsed = (|| {
-            Some(DueDelivery {
-                id: DeliveryId::parse(&id).ok()?,
-                workspace_id: WorkspaceId::parse(&workspace).ok()?,
-                endpoint_id: EndpointId::parse(&endpoint).ok()?,
-                generation: u32::try_from(generation).ok()?,
-                attempt: attempt
-                    .and_then(|a| u32::try_from(a).ok())
-                    .unwrap_or(1)
-                    .max(1),
-                event,
-            })
-        })();
-        match parsed {
+        match due_delivery(&id, &workspace, &endpoint, generation, attempt, event) {
             Some(delivery) => due.push(delivery),
             None => {
                 tracing::warn!(delivery_id = %id, "a parked delivery's ids cannot be read; releasing it");
@@ -171,6 +163,28 @@ pub async fn take_due(
     Ok((Unparking { transaction }, due))
 }
 
+/// A due row as a [`DueDelivery`], or `None` if one of its ids cannot be parsed.
+fn due_delivery(
+    id: &str,
+    workspace: &str,
+    endpoint: &str,
+    generation: i32,
+    attempt: Option<i32>,
+    event: Option<Envelope>,
+) -> Option<DueDelivery> {
+    Some(DueDelivery {
+        id: DeliveryId::parse(id).ok()?,
+        workspace_id: WorkspaceId::parse(workspace).ok()?,
+        endpoint_id: EndpointId::parse(endpoint).ok()?,
+        generation: u32::try_from(generation).ok()?,
+        attempt: attempt
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(1)
+            .max(1),
+        event,
+    })
+}
+
 impl Unparking {
     /// Releases or parks again each delivery the sweep took, and commits.
     pub async fn finish(mut self, outcomes: &[Unparked]) -> Result<(), StoreError> {
@@ -184,7 +198,7 @@ impl Unparking {
                 }
                 Unparked::ParkedAgain(id, wait) => {
                     ids.push(id.as_str());
-                    waits_ms.push(Some(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
+                    waits_ms.push(Some(wait_ms(*wait)));
                 }
             }
         }
