@@ -1,6 +1,7 @@
 //! What the broker itself costs per message in the shapes Linkkit uses it, step by step from
 //! the ceiling's: the properties Linkkit sends, a topic exchange, one ack per message, a
-//! backlog, and two passages (a relay doing no work between them). With the CPU split beside
+//! backlog, and two passages (a relay doing no work between them); and, beside them, a topic
+//! exchange with only the header SPEC §7 asks for, the least any publisher of events can send. With the CPU split beside
 //! each, this shows how much of a delivery's broker cost any client would pay for the same
 //! traffic, and so how far the pipeline's ratio to the ceiling can go on this machine.
 
@@ -22,8 +23,8 @@ use crate::ceiling::{Drain, BODY_BYTES, WINDOW};
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
     pub name: &'static str,
-    /// Linkkit's properties: a content type and two string headers.
-    pub properties: bool,
+    /// What each message carries beside its body and persistence.
+    pub properties: Properties,
     /// Through a topic exchange bound with `#`, not the default exchange.
     pub topic: bool,
     /// The last consumer acknowledges each message alone, not 100 at a time (a relay always
@@ -36,10 +37,22 @@ pub struct Shape {
     pub relay: bool,
 }
 
+/// The properties of a shape's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Properties {
+    /// Persistence alone, as the ceiling's messages.
+    None,
+    /// The workspace header alone: what SPEC §7 asks of every event.
+    WorkspaceHeader,
+    /// What Linkkit's events carry: a content type, the workspace header and the time the
+    /// event happened.
+    Linkkit,
+}
+
 /// The ceiling's shape: what [`crate::ceiling::broker_ceiling`] measures.
 pub const CEILING: Shape = Shape {
     name: "the ceiling's",
-    properties: false,
+    properties: Properties::None,
     topic: false,
     ack_each: false,
     backlog: false,
@@ -47,13 +60,18 @@ pub const CEILING: Shape = Shape {
 };
 const PROPERTIES: Shape = Shape {
     name: "+ Linkkit's properties (content type, two headers)",
-    properties: true,
+    properties: Properties::Linkkit,
     ..CEILING
 };
 const TOPIC: Shape = Shape {
     name: "+ a topic exchange",
     topic: true,
     ..PROPERTIES
+};
+const TOPIC_SPEC_MINIMUM: Shape = Shape {
+    name: "a topic exchange, the workspace header alone (the least SPEC §7 allows)",
+    properties: Properties::WorkspaceHeader,
+    ..TOPIC
 };
 const ACK_EACH: Shape = Shape {
     name: "+ one ack per message",
@@ -76,13 +94,15 @@ const RELAY_BACKLOG: Shape = Shape {
     ..RELAY
 };
 
-/// The shapes: each of the first four adds one thing to the one before; the fifth adds a
-/// second passage to the third (the least two passages can cost the broker), and the last two
-/// add one ack per message or a backlog to it.
-pub const SHAPES: [Shape; 7] = [
+/// The shapes: each of the first three adds one thing to the one before; the fourth is the
+/// third with Linkkit's properties cut to what SPEC §7 asks; the fifth adds one ack per message
+/// to the third; the sixth adds a second passage to the third (the least two passages can cost
+/// the broker), and the last two add one ack per message or a backlog to it.
+pub const SHAPES: [Shape; 8] = [
     CEILING,
     PROPERTIES,
     TOPIC,
+    TOPIC_SPEC_MINIMUM,
     ACK_EACH,
     RELAY,
     RELAY_ACK_EACH,
@@ -225,9 +245,9 @@ async fn confirmed_channel(broker: &Broker) -> anyhow::Result<Channel> {
     Ok(channel)
 }
 
-fn properties(linkkit: bool) -> BasicProperties {
+fn properties(chosen: Properties) -> BasicProperties {
     let persistent = BasicProperties::default().with_delivery_mode(2);
-    if !linkkit {
+    if chosen == Properties::None {
         return persistent;
     }
     let mut headers = FieldTable::default();
@@ -235,6 +255,9 @@ fn properties(linkkit: bool) -> BasicProperties {
         WORKSPACE_HEADER.into(),
         AMQPValue::LongString("ws_01a21b7c1269717b823ab622c94fb522".into()),
     );
+    if chosen == Properties::WorkspaceHeader {
+        return persistent.with_headers(headers);
+    }
     headers.insert(
         OCCURRED_AT_HEADER.into(),
         AMQPValue::LongString("1764979200000".into()),
