@@ -1,9 +1,10 @@
 //! What the broker itself costs per message in the shapes Linkkit uses it, step by step from
 //! the ceiling's: the properties Linkkit sends, a topic exchange, one ack per message, a
 //! backlog, and two passages (a relay doing no work between them); and, beside them, a topic
-//! exchange with only the header SPEC §7 asks for, the least any publisher of events can send. With the CPU split beside
-//! each, this shows how much of a delivery's broker cost any client would pay for the same
-//! traffic, and so how far the pipeline's ratio to the ceiling can go on this machine.
+//! exchange with only the header SPEC §7 asks for, the least any publisher of events can
+//! send. With the CPU split beside each, this shows how much of a delivery's broker cost any
+//! client would pay for the same traffic, and so how far the pipeline's ratio to the ceiling
+//! can go on this machine.
 
 use std::time::Instant;
 
