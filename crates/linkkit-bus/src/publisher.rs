@@ -4,7 +4,11 @@
 //! so the round trips overlap. A failure drops the channel; the next call opens a new one on a
 //! (re-established) connection, and the caller decides whether to retry.
 
-use futures_util::future::try_join_all;
+use std::future::Future;
+use std::sync::Mutex as StdMutex;
+use std::task::Poll;
+
+use futures_util::future::{try_join_all, Either};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::{BasicProperties, Channel};
@@ -127,6 +131,8 @@ pub struct Publisher {
     broker: Broker,
     topology: Topology,
     channel: Mutex<Option<Channel>>,
+    /// Held while a batch is handed to lapin, so concurrent batches keep their confirms apart.
+    handing_over: StdMutex<()>,
 }
 
 impl Publisher {
@@ -137,6 +143,7 @@ impl Publisher {
             broker,
             topology,
             channel: Mutex::new(None),
+            handing_over: StdMutex::new(()),
         }
     }
 
@@ -150,7 +157,7 @@ impl Publisher {
             return Ok(());
         }
         let channel = self.confirmed_channel().await?;
-        let result = publish_on(&channel, messages).await;
+        let result = publish_on(&channel, &self.handing_over, messages).await;
         if result.is_err() {
             self.channel.lock().await.take();
         }
@@ -172,24 +179,47 @@ impl Publisher {
     }
 }
 
-async fn publish_on(channel: &Channel, messages: &[Outgoing]) -> Result<(), BusError> {
-    let mut confirms = Vec::with_capacity(messages.len());
-    for message in messages {
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_headers(table(&message.headers));
-        let confirm = channel
-            .basic_publish(
+/// Publishes `messages` on `channel` and waits for their confirms. `handing_over` is held
+/// while they are handed to lapin (see below), so batches published at once from several
+/// tasks never interleave.
+async fn publish_on(
+    channel: &Channel,
+    handing_over: &StdMutex<()>,
+    messages: &[Outgoing],
+) -> Result<(), BusError> {
+    // lapin's `basic_publish` numbers the message for its confirm and then queues its frames,
+    // under two locks, the first time it is polled, and then waits until its I/O thread has
+    // written them. Awaiting each in turn would cost two wake-ups between threads per message,
+    // so every publish of the batch is polled once here, in order, and the writes are awaited
+    // together. The hand-over is one synchronous step under `handing_over`: another task
+    // publishing on the channel between a message's number and its frames would give the
+    // broker's confirm for one message to the promise of another.
+    let sends = std::future::poll_fn(|cx| {
+        let _in_order = handing_over
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sends = Vec::with_capacity(messages.len());
+        for message in messages {
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_headers(table(&message.headers));
+            let mut send = Box::pin(channel.basic_publish(
                 &message.exchange,
                 &message.routing_key,
                 BasicPublishOptions::default(),
                 &message.body,
                 properties,
-            )
-            .await?;
-        confirms.push(confirm);
-    }
+            ));
+            sends.push(match send.as_mut().poll(cx) {
+                Poll::Ready(result) => Either::Left(std::future::ready(result)),
+                Poll::Pending => Either::Right(send),
+            });
+        }
+        Poll::Ready(sends)
+    })
+    .await;
+    let confirms = try_join_all(sends).await?;
     let confirmations = try_join_all(confirms).await?;
     if confirmations.iter().any(Confirmation::is_nack) {
         return Err(BusError::Nacked);
