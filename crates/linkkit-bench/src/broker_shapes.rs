@@ -268,7 +268,10 @@ fn properties(chosen: Properties) -> BasicProperties {
         .with_headers(headers)
 }
 
-/// Publishes one message per body, then waits for every confirm.
+/// Publishes one message per body, then waits for every confirm. Each publish is polled once
+/// in turn and the writes are awaited together, as `linkkit_bus::Publisher` hands a batch to
+/// lapin: awaiting each publish alone costs a round trip to lapin's I/O thread per message,
+/// which held the ceiling to about two thirds of the broker's rate.
 async fn publish_window<'a>(
     channel: &Channel,
     exchange: &str,
@@ -276,20 +279,23 @@ async fn publish_window<'a>(
     bodies: impl Iterator<Item = &'a [u8]>,
     properties: &BasicProperties,
 ) -> anyhow::Result<()> {
-    let mut confirms = Vec::with_capacity(WINDOW);
+    let mut sends = Vec::with_capacity(WINDOW);
     for body in bodies {
-        confirms.push(
-            channel
-                .basic_publish(
-                    exchange,
-                    routing_key,
-                    BasicPublishOptions::default(),
-                    body,
-                    properties.clone(),
-                )
-                .await?,
-        );
+        let mut send = Box::pin(channel.basic_publish(
+            exchange,
+            routing_key,
+            BasicPublishOptions::default(),
+            body,
+            properties.clone(),
+        ));
+        sends.push(match futures_util::poll!(send.as_mut()) {
+            std::task::Poll::Ready(result) => {
+                futures_util::future::Either::Left(std::future::ready(result))
+            }
+            std::task::Poll::Pending => futures_util::future::Either::Right(send),
+        });
     }
+    let confirms = futures_util::future::try_join_all(sends).await?;
     for confirm in futures_util::future::try_join_all(confirms).await? {
         anyhow::ensure!(!confirm.is_nack(), "the broker refused a message");
     }
