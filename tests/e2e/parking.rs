@@ -255,12 +255,22 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
     assert!(taken.iter().all(|d| d.id != rest[0].id));
     drop(second);
     drop(first);
-    let (again, all) = parked::take_due(&env.pool, 10).await.unwrap();
-    assert_eq!(
-        all.len(),
-        3,
-        "a sweep dropped before it finished released nothing"
-    );
+    // A dropped transaction is rolled back when its connection goes back to the pool, a moment
+    // later; until then its rows stay locked. Rows a dropped sweep had released would never
+    // all be due again.
+    let (again, all) = eventually(
+        "the rows of the dropped sweeps to be due again, all of them",
+        DEADLINE,
+        || async {
+            let (sweep, rows) = parked::take_due(&env.pool, 10).await.unwrap();
+            if rows.len() == 3 {
+                return Some((sweep, rows));
+            }
+            sweep.finish(&[]).await.unwrap();
+            None
+        },
+    )
+    .await;
 
     again
         .finish(&[
@@ -275,7 +285,7 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
         vec![&all[2].id],
         "released and parked-again deliveries are not due; the one left unfinished is"
     );
-    drop(none_left);
+    none_left.finish(&[]).await.unwrap();
     assert_eq!(parked::count(&env.pool).await.unwrap(), 2);
 
     // A sender's park of a stale job (another generation) changes nothing.
@@ -322,7 +332,7 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
         found.iter().map(|d| (&d.id, d.attempt)).collect::<Vec<_>>(),
         vec![(waiting, 3)]
     );
-    drop(held);
+    held.finish(&[]).await.unwrap();
 
     // A delivery whose event cannot be read is not handed out, nor left at the head of the
     // queue: it turns dead, where it is visible.
@@ -341,5 +351,49 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
             .await
             .unwrap();
     assert_eq!((status.as_str(), parked_until), ("dead", None));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_sweep_turns_a_parked_delivery_whose_event_cannot_be_read_dead() {
+    let env = TestEnv::start().await;
+    let event = sample(EventType::LinkClicked);
+    let endpoint = EndpointId::generate();
+    deliveries::create_for_events(
+        &env.pool,
+        &[NewEvent {
+            workspace_id: WorkspaceId::generate(),
+            event: event.clone(),
+            subscribers: Subscribers {
+                enabled: vec![endpoint.clone()],
+                disabled: vec![],
+            },
+            visit: None,
+            parked_for: [(endpoint, Duration::from_secs(3600))].into(),
+        }],
+    )
+    .await
+    .unwrap();
+    // Spoiled while it waits, then due: the only row of the sweep, and no job can be made of it.
+    sqlx::query("UPDATE events SET payload = '[]' WHERE id = $1")
+        .bind(event.id.as_str())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE deliveries SET parked_until = now() WHERE event_id = $1")
+        .bind(event.id.as_str())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    eventually("the sweep to mark the delivery dead", DEADLINE, || async {
+        let (status, parked_until): (String, Option<chrono::DateTime<Utc>>) =
+            sqlx::query_as("SELECT status, parked_until FROM deliveries WHERE event_id = $1")
+                .bind(event.id.as_str())
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        (status == "dead" && parked_until.is_none()).then_some(())
+    })
+    .await;
     env.stop().await;
 }

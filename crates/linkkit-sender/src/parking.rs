@@ -78,6 +78,11 @@ async fn sweep_once(handler: &SenderHandler) -> Result<(usize, usize), String> {
         .await
         .map_err(|e| format!("reading due deliveries failed: {e}"))?;
     if due.is_empty() {
+        // Rows no job could be made of may have been settled: they are kept only if committed.
+        unparking
+            .finish(&[])
+            .await
+            .map_err(|e| format!("settling due deliveries failed: {e}"))?;
         return Ok((0, 0));
     }
     let taken = due.len();

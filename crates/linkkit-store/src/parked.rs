@@ -99,9 +99,10 @@ pub enum Unparked {
 }
 
 /// Locks up to `limit` parked deliveries that are due, oldest first, skipping those another
-/// sweep holds. Publish their jobs, then [`Unparking::finish`]. A row no job can be made of
-/// is settled here, so it never stays at the head of the queue: one whose event cannot be
-/// read turns `dead` (visible, and logged), one whose ids cannot be parsed is released.
+/// sweep holds. Publish their jobs, then [`Unparking::finish`], even when none is due: a row
+/// no job can be made of is settled here (committed by `finish`), so it never stays at the
+/// head of the queue: one whose event cannot be read turns `dead` (visible, and logged), one
+/// whose ids cannot be parsed is released.
 pub async fn take_due(
     pool: &PgPool,
     limit: i64,
@@ -188,6 +189,10 @@ fn due_delivery(
 impl Unparking {
     /// Releases or parks again each delivery the sweep took, and commits.
     pub async fn finish(mut self, outcomes: &[Unparked]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            self.transaction.commit().await?;
+            return Ok(());
+        }
         let mut ids = Vec::with_capacity(outcomes.len());
         let mut waits_ms: Vec<Option<i64>> = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
