@@ -16,6 +16,6 @@ pub use consume::{run_consumer, ConsumerSettings, Handled, Handler, Message};
 pub use headers::{
     header_string, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
 };
-pub use publisher::{Outgoing, Publisher};
+pub use publisher::{publish_confirmed, Outgoing, Publication, Publisher};
 pub use queue_depth::run_queue_depth_exporter;
 pub use topology::{QueueType, Topology};
