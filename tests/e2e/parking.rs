@@ -3,8 +3,9 @@
 //! deliveries parked, a sender parks the jobs it turns away, and each sender's sweep publishes
 //! them when they are due. None is lost, none is sent twice, a resend or a disabled endpoint
 //! while they wait does what it does to any delivery, a sweep that dies before it commits
-//! releases nothing, and a parked delivery whose event cannot be read turns dead. What is parked is read from each test's own database: the metrics of
-//! this binary are shared by its tests.
+//! releases nothing, and a parked delivery whose event cannot be read turns dead. What is
+//! parked is read from each test's own database: the metrics of this binary are shared by its
+//! tests.
 
 use std::time::Duration;
 
