@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -127,8 +128,11 @@ impl Drain {
             channel,
         } = self;
         let _ = stop.send(());
-        task.await??;
-        channel.close(200, "drained").await?;
+        task.await?.context("the drain's consumer failed")?;
+        channel
+            .close(200, "drained")
+            .await
+            .context("closing the drain's channel failed")?;
         let taken = taken.borrow().0;
         Ok(taken)
     }
