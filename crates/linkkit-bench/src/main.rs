@@ -338,6 +338,13 @@ async fn neighbours(runs: usize, onset: pipeline::Onset) {
         "%",
         &costs,
     );
+    // One pair's cost moves by tens of points, so its median over many invocations is what
+    // says something: each pair's, in run order, lets those be pooled.
+    let each: Vec<String> = costs.iter().map(|cost| format!("{cost:.1}%")).collect();
+    line(&format!(
+        "|   {some}: each pair's cost, in run order: {} | | | | |",
+        each.join(", ")
+    ));
 }
 
 /// One row per part of the machine that did anything: the microseconds of one core it spent
