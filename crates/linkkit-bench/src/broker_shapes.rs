@@ -15,9 +15,12 @@ use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
-use linkkit_bus::{publish_confirmed, Broker, Publication, OCCURRED_AT_HEADER, WORKSPACE_HEADER};
+use linkkit_bus::{
+    header_table, message_properties, publish_confirmed, Broker, Publication, OCCURRED_AT_HEADER,
+    WORKSPACE_HEADER,
+};
 
 use crate::ceiling::{Drain, BODY_BYTES, WINDOW};
 
@@ -247,26 +250,21 @@ async fn confirmed_channel(broker: &Broker) -> anyhow::Result<Channel> {
     Ok(channel)
 }
 
+/// A shape's properties, built as Linkkit builds its own (`linkkit_bus::message_properties`),
+/// so the shape named after Linkkit's properties follows them.
 fn properties(chosen: Properties) -> BasicProperties {
+    let workspace = (
+        WORKSPACE_HEADER,
+        "ws_01a21b7c1269717b823ab622c94fb522".to_owned(),
+    );
     let persistent = BasicProperties::default().with_delivery_mode(2);
-    if chosen == Properties::None {
-        return persistent;
+    match chosen {
+        Properties::None => persistent,
+        Properties::WorkspaceHeader => persistent.with_headers(header_table(&[workspace])),
+        Properties::Linkkit => {
+            message_properties(&[workspace, (OCCURRED_AT_HEADER, "1764979200000".to_owned())])
+        }
     }
-    let mut headers = FieldTable::default();
-    headers.insert(
-        WORKSPACE_HEADER.into(),
-        AMQPValue::LongString("ws_01a21b7c1269717b823ab622c94fb522".into()),
-    );
-    if chosen == Properties::WorkspaceHeader {
-        return persistent.with_headers(headers);
-    }
-    headers.insert(
-        OCCURRED_AT_HEADER.into(),
-        AMQPValue::LongString("1764979200000".into()),
-    );
-    persistent
-        .with_content_type("application/json".into())
-        .with_headers(headers)
 }
 
 /// Publishes one message per body, then waits for every confirm, through the hand-over

@@ -21,7 +21,8 @@ pub fn header_string(headers: Option<&FieldTable>, name: &str) -> Option<String>
     }
 }
 
-pub(crate) fn table(pairs: &[(&str, String)]) -> FieldTable {
+/// Headers as AMQP long strings, in the table lapin takes.
+pub fn header_table(pairs: &[(&str, String)]) -> FieldTable {
     let mut table = FieldTable::default();
     for (name, value) in pairs {
         table.insert((*name).into(), AMQPValue::LongString(value.clone().into()));

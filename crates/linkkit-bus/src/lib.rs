@@ -14,8 +14,9 @@ pub mod topology;
 pub use broker::{Broker, BusError};
 pub use consume::{run_consumer, ConsumerSettings, Handled, Handler, Message};
 pub use headers::{
-    header_string, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
+    header_string, header_table, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER,
+    WORKSPACE_HEADER,
 };
-pub use publisher::{publish_confirmed, Outgoing, Publication, Publisher};
+pub use publisher::{message_properties, publish_confirmed, Outgoing, Publication, Publisher};
 pub use queue_depth::run_queue_depth_exporter;
 pub use topology::{QueueType, Topology};

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use linkkit_core::{DeliveryJob, Envelope, EventType, Namespace, WorkspaceId};
 
 use crate::headers::{
-    table, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
+    header_table, OCCURRED_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER, WORKSPACE_HEADER,
 };
 use crate::topology::JOB_ROUTING_KEY;
 use crate::Topology;
@@ -191,13 +191,18 @@ async fn publish_on(
             exchange: &message.exchange,
             routing_key: &message.routing_key,
             body: &message.body,
-            properties: BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into())
-                .with_headers(table(&message.headers)),
+            properties: message_properties(&message.headers),
         })
         .collect();
     publish_confirmed(channel, handing_over, publications).await
+}
+
+/// The properties of every message Linkkit publishes: persistent, JSON, with its headers.
+pub fn message_properties(headers: &[(&str, String)]) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(header_table(headers))
 }
 
 /// One message as lapin takes it, for [`publish_confirmed`].

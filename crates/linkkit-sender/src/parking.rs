@@ -77,14 +77,8 @@ async fn sweep_once(handler: &SenderHandler) -> Result<(usize, usize), String> {
     let (unparking, due) = parked::take_due(&handler.pool, SWEEP_BATCH)
         .await
         .map_err(|e| format!("reading due deliveries failed: {e}"))?;
-    if due.is_empty() {
-        // Rows no job could be made of may have been settled: they are kept only if committed.
-        unparking
-            .finish(&[])
-            .await
-            .map_err(|e| format!("settling due deliveries failed: {e}"))?;
-        return Ok((0, 0));
-    }
+    // Every sweep finishes its transaction, one that found nothing to publish too: the rows
+    // no job could be made of were settled in it, and are kept only if it commits.
     let taken = due.len();
     let sweep = sort_due(due, &handler.guards, &handler.settings.schedule);
     let jobs: Vec<Outgoing> = sweep
