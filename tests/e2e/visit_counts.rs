@@ -293,6 +293,9 @@ async fn an_old_counters_queue_is_counted_into_the_links_and_removed_when_a_fano
     // with visits its consumer had not counted yet, and one message that is not an event.
     let broker = Broker::new(TestEnv::amqp_url());
     let channel = broker.channel().await.unwrap();
+    // The API and the redirect declare the exchange as they start, which may not have happened
+    // yet; the older release's exchange was there, so the test makes sure of it first.
+    env.topology().declare(&channel).await.unwrap();
     let durable = QueueDeclareOptions {
         durable: true,
         ..Default::default()
