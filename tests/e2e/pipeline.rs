@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use linkkit::Service;
-use linkkit_core::{EndpointId, WorkspaceId};
+use linkkit_core::{EndpointId, Envelope, EventType, WorkspaceId};
 use linkkit_store::endpoint_cache::{follow_endpoint_changes, CachedEndpoints};
 use linkkit_store::group::GroupLimits;
 use linkkit_store::worker_queries::EndpointById;
@@ -380,6 +380,64 @@ async fn an_endpoint_change_shapes_the_events_that_follow_it() {
 }
 
 /// Creates a link (raising `link.created`) and returns its id once `witness` has the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fan_out_stays_a_bounded_number_of_jobs_ahead_and_the_rest_waits_as_events() {
+    // The API in this process; a fan-out process allowed 5 waiting jobs, and no sender yet.
+    const ROOM: u32 = 5;
+    const EVENTS: usize = 40;
+    let env = TestEnv::start_parts(
+        &[("LINKKIT_FANOUT_MAX_QUEUED_JOBS", &ROOM.to_string())],
+        &[Service::Api],
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    let acme = env.create_workspace("Acme").await;
+    acme.api
+        .add_endpoint(&receiver.url, &["link.created"])
+        .await;
+    let events: Vec<Envelope> = (0..EVENTS)
+        .map(|n| Envelope::new(EventType::LinkCreated, json!({ "n": n })))
+        .collect();
+    env.publish_events(&acme.id, &events).await;
+
+    let deliveries_queue = env.config.namespace.deliveries();
+    let _fanout = env.spawn_linkkit("fanout");
+    eventually("the fan-out fills its room", DEADLINE, || async {
+        (env.queue_depth(&deliveries_queue).await >= ROOM).then_some(())
+    })
+    .await;
+    // Ten samples of the queue later, the fan-out has not gone on: the other events wait
+    // unhandled, with no delivery stored. A sample taken while jobs are on their way may let
+    // through up to as many again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let queued = env.queue_depth(&deliveries_queue).await;
+    assert!(
+        (i64::from(ROOM)..=2 * i64::from(ROOM)).contains(&stored),
+        "{stored} deliveries stored with room for {ROOM}"
+    );
+    assert_eq!(
+        i64::from(queued),
+        stored,
+        "each stored delivery's job waits"
+    );
+
+    // A sender makes room: every event is then delivered, once.
+    let _sender = env.spawn_linkkit("sender");
+    let ids = receiver.wait_for_distinct(EVENTS, DEADLINE).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ids.len(), EVENTS);
+    assert_eq!(
+        receiver.received().len(),
+        EVENTS,
+        "no event delivered twice"
+    );
+    env.stop().await;
+}
+
 async fn raise_created(acme: &TestWorkspace, witness: &Receiver, slug: &str) -> String {
     let expected = witness.received().len() + 1;
     let link = acme

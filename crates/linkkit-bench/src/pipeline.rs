@@ -22,6 +22,17 @@ const SETTINGS: &[(&str, &str)] = &[
 ];
 const LONG: Duration = Duration::from_secs(900);
 
+/// Settings given with `--set`, over [`SETTINGS`] in every pipeline scenario (a scenario's own
+/// settings still win: they are what it measures).
+static OVERRIDES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Sets the `--set` overrides, once, before any scenario runs.
+pub fn set_overrides(overrides: Vec<(String, String)>) {
+    OVERRIDES
+        .set(overrides)
+        .expect("the overrides are set once");
+}
+
 /// The link every benchmark click is of; it exists, so each click is counted on a real row.
 const CLICKED_LINK: &str = "lnk_00000000000070008000000000000000";
 
@@ -53,6 +64,13 @@ struct Bench {
 impl Bench {
     async fn start(extra: &[(&str, &str)], parts: &[Service]) -> Self {
         let mut settings = SETTINGS.to_vec();
+        settings.extend(
+            OVERRIDES
+                .get()
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
         settings.extend_from_slice(extra);
         let env = TestEnv::start_parts(&settings, parts).await;
         let workspace = env.create_workspace("Bench").await;
@@ -353,8 +371,11 @@ pub async fn scaling(events: usize, fanouts: usize, senders: usize, extra: &[(&s
 
 /// Peak RSS (MiB) of a fan-out process and a sender process working through `backlog` jobs,
 /// with RSS samples as the backlog is worked through.
+///
+/// The fan-out runs unbounded here (`LINKKIT_FANOUT_MAX_QUEUED_JOBS=0`): with no sender, a
+/// bounded one would stop a thousand jobs in, and the backlog is the point.
 pub async fn memory(backlog: usize) -> (f64, f64, Vec<String>) {
-    let bench = Bench::start(&[], &[Service::Api]).await;
+    let bench = Bench::start(&[("LINKKIT_FANOUT_MAX_QUEUED_JOBS", "0")], &[Service::Api]).await;
     bench
         .endpoints("one", 1, Behaviour::Healthy, "link.clicked")
         .await;

@@ -9,6 +9,7 @@ mod headers;
 pub mod metrics;
 mod publisher;
 mod queue_depth;
+pub mod room;
 pub mod topology;
 
 pub use broker::{Broker, BusError};
@@ -19,4 +20,5 @@ pub use headers::{
 };
 pub use publisher::{message_properties, publish_confirmed, Outgoing, Publication, Publisher};
 pub use queue_depth::run_queue_depth_exporter;
+pub use room::{QueueRoom, Reservation};
 pub use topology::{QueueType, Topology};

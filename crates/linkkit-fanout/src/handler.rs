@@ -6,13 +6,13 @@
 //! in `counted_visits`, pruned after a week (see `visit_ledger`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lapin::types::FieldTable;
 use linkkit_bus::{
-    header_string, Handled, Handler, Message, Outgoing, Publisher, OCCURRED_AT_HEADER,
-    WORKSPACE_HEADER,
+    header_string, Handled, Handler, Message, Outgoing, Publisher, QueueRoom, Reservation,
+    OCCURRED_AT_HEADER, WORKSPACE_HEADER,
 };
 use linkkit_core::retry::RetrySchedule;
 use linkkit_core::{DeliveryJob, EndpointId, Envelope, EventType, LinkId, Namespace, WorkspaceId};
@@ -23,7 +23,7 @@ use linkkit_store::group::Grouped;
 use linkkit_store::links::{Visit, VisitKind};
 use linkkit_store::worker_queries::{CountVisits, CreateDeliveries};
 
-use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, JOBS_PARKED, VISITS_COUNTED};
+use crate::metrics::{EVENTS_FANNED_OUT, JOBS_FANNED_OUT, JOBS_PARKED, ROOM_WAIT, VISITS_COUNTED};
 use crate::parked_view::ParkedView;
 
 #[derive(Debug)]
@@ -38,6 +38,8 @@ pub struct FanoutHandler {
     /// Endpoints whose jobs the senders are parking.
     pub parked: ParkedView,
     pub retry_schedule: RetrySchedule,
+    /// Room in the deliveries queue, when the worker is bounded.
+    pub room: Option<Arc<QueueRoom>>,
 }
 
 impl Handler for FanoutHandler {
@@ -133,6 +135,7 @@ impl FanoutHandler {
         visit: Option<Visit>,
     ) -> Result<(), String> {
         let visit_kind = visit.as_ref().map(|visit| visit.kind);
+        let room = self.room_for(&subscribers).await;
         let now = Utc::now();
         let parked_for = subscribers
             .enabled
@@ -177,6 +180,9 @@ impl FanoutHandler {
             .publish_all(&jobs)
             .await
             .map_err(|error| format!("publishing jobs failed: {error}"))?;
+        if let Some(room) = room {
+            room.used(jobs.len());
+        }
         JOBS_FANNED_OUT.inc_by(jobs.len() as u64);
         JOBS_PARKED.inc_by(stored.parked as u64);
         let outcome = if stored.first_time {
@@ -187,6 +193,25 @@ impl FanoutHandler {
         EVENTS_FANNED_OUT.with_label_values(&[outcome]).inc();
         tracing::debug!(jobs = jobs.len(), outcome, "event fanned out");
         Ok(())
+    }
+
+    /// Waits for room in the deliveries queue for the jobs `subscribers` are expected to get
+    /// (those not parked now), and reserves it. The parked endpoints are read again after the
+    /// wait, so a job is decided on what is known when it can go.
+    async fn room_for(&self, subscribers: &Subscribers) -> Option<Reservation<'_>> {
+        let room = self.room.as_ref()?;
+        let now = Utc::now();
+        let expected = subscribers
+            .enabled
+            .iter()
+            .filter(|endpoint| self.parked.parked_until(endpoint, now).is_none())
+            .count();
+        let started = Instant::now();
+        let reservation = room
+            .reserve(u32::try_from(expected).unwrap_or(u32::MAX))
+            .await;
+        ROOM_WAIT.inc_by(started.elapsed().as_secs_f64());
+        Some(reservation)
     }
 
     /// How long a new delivery to `endpoint` is stored parked, while a sender is parking its

@@ -13,6 +13,10 @@
 //! Which endpoints subscribe to an event is answered from memory that every endpoint change
 //! drops as it commits (see `linkkit_store::endpoint_cache`).
 //!
+//! A worker stays at most `max_queued_jobs` jobs ahead of the senders (see
+//! `linkkit_bus::room`): the rest of a burst waits as events, and each job is decided shortly
+//! before it can go.
+//!
 //! A delivery to an endpoint that a sender is parking (its circuit open, or stuck) is stored
 //! parked, with no job published: a sender's sweep publishes it when it is due (see
 //! `linkkit_cache::parked` and `linkkit_store::parked`).
@@ -25,7 +29,7 @@ pub mod visit_ledger;
 
 use std::sync::Arc;
 
-use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, Topology};
+use linkkit_bus::{run_consumer, Broker, ConsumerSettings, Publisher, QueueRoom, Topology};
 use linkkit_cache::parked::ParkedEndpoints;
 use linkkit_cache::Redis;
 use linkkit_core::retry::RetrySchedule;
@@ -44,6 +48,9 @@ pub struct FanoutSettings {
     pub concurrency: usize,
     /// The senders' schedule, whose shortest delay is the shortest a delivery is stored parked.
     pub retry_schedule: RetrySchedule,
+    /// Jobs that may wait in the deliveries queue before this worker waits for room; 0 for no
+    /// bound.
+    pub max_queued_jobs: u32,
 }
 
 /// Consumes the fan-out queue until `shutdown` fires.
@@ -57,6 +64,12 @@ pub async fn run(
 ) {
     let namespace = topology.namespace.clone();
     let publisher = Arc::new(Publisher::new(broker.clone(), topology.clone()));
+    let room = (settings.max_queued_jobs > 0).then(|| {
+        Arc::new(QueueRoom::new(
+            namespace.deliveries(),
+            settings.max_queued_jobs,
+        ))
+    });
     let handler = Arc::new(FanoutHandler {
         subscribers: CachedSubscribers::new(
             SubscribedEndpoints(pool.clone()),
@@ -68,6 +81,7 @@ pub async fn run(
         namespace: namespace.clone(),
         parked: ParkedView::default(),
         retry_schedule: settings.retry_schedule.clone(),
+        room: room.clone(),
     });
     let parked = ParkedEndpoints::new(redis, &namespace);
     let consumer = ConsumerSettings {
@@ -87,8 +101,17 @@ pub async fn run(
         vec![Box::new(handler.subscribers.clone())],
         shutdown.clone(),
     );
+    let sampling = {
+        let (broker, shutdown) = (broker.clone(), shutdown.clone());
+        async move {
+            if let Some(room) = room {
+                room.keep_sampled(broker, shutdown).await;
+            }
+        }
+    };
     tokio::join!(
         retiring,
+        sampling,
         following,
         visit_ledger::keep_pruned(pool.clone(), shutdown.clone()),
         handler.parked.keep_fresh(parked, shutdown.clone()),

@@ -2,7 +2,10 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
+use prometheus::{
+    register_counter, register_int_counter, register_int_counter_vec, Counter, IntCounter,
+    IntCounterVec,
+};
 
 pub static JOBS_FANNED_OUT: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
@@ -16,6 +19,14 @@ pub static JOBS_PARKED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "linkkit_fanout_jobs_parked_total",
         "Deliveries fan-out workers stored parked in Postgres, with no job published, because a sender is parking their endpoint's jobs (circuit open or endpoint stuck)."
+    )
+    .expect("metric registers once")
+});
+
+pub static ROOM_WAIT: LazyLock<Counter> = LazyLock::new(|| {
+    register_counter!(
+        "linkkit_fanout_room_wait_seconds_total",
+        "Seconds events in hand spent waiting for room in the deliveries queue (LINKKIT_FANOUT_MAX_QUEUED_JOBS), summed over the events: grows while the senders are behind."
     )
     .expect("metric registers once")
 });
@@ -42,6 +53,7 @@ pub static VISITS_COUNTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub fn init() {
     LazyLock::force(&JOBS_FANNED_OUT);
     LazyLock::force(&JOBS_PARKED);
+    LazyLock::force(&ROOM_WAIT);
     for outcome in ["fanned_out", "no_subscribers", "duplicate"] {
         EVENTS_FANNED_OUT.with_label_values(&[outcome]);
     }

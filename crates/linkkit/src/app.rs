@@ -236,6 +236,7 @@ pub async fn run(
             concurrency: config.fanout_concurrency,
             prefetch: (config.fanout_concurrency * 2).min(u16::MAX as usize) as u16,
             retry_schedule: config.retry_schedule.clone(),
+            max_queued_jobs: config.fanout_max_queued_jobs,
         };
         let run = linkkit_fanout::run(
             broker.clone(),

@@ -32,6 +32,8 @@ pub mod defaults {
     pub const EVENT_BUFFER: usize = 100_000;
     pub const SENDER_CONCURRENCY: usize = 1024;
     pub const FANOUT_CONCURRENCY: usize = 1024;
+    /// Jobs waiting in the deliveries queue before fan-out workers wait for room.
+    pub const FANOUT_MAX_QUEUED_JOBS: u32 = 1000;
     pub const ENDPOINT_CONCURRENCY: usize = 32;
     /// Where reverse proxies and load balancers usually sit.
     pub const TRUSTED_PROXIES: &str =
@@ -87,6 +89,9 @@ pub struct Config {
     pub sender_concurrency: usize,
     pub endpoint_concurrency: usize,
     pub fanout_concurrency: usize,
+    /// `LINKKIT_FANOUT_MAX_QUEUED_JOBS`: jobs that may wait in the deliveries queue before the
+    /// fan-out workers wait for room; 0 for no bound.
+    pub fanout_max_queued_jobs: u32,
     /// `LINKKIT_API_RATE_LIMIT`: requests per second per API key; `None` (set to 0) for no limit.
     pub api_rate_limit: Option<u32>,
 }
@@ -219,6 +224,14 @@ impl Config {
                 &defaults::FANOUT_CONCURRENCY.to_string(),
                 positive_count,
             )?,
+            fanout_max_queued_jobs: read.parsed(
+                "LINKKIT_FANOUT_MAX_QUEUED_JOBS",
+                &defaults::FANOUT_MAX_QUEUED_JOBS.to_string(),
+                |v| {
+                    v.parse::<u32>()
+                        .map_err(|_| "expected a whole number (0 for no bound)".into())
+                },
+            )?,
             api_rate_limit: read.parsed(
                 "LINKKIT_API_RATE_LIMIT",
                 defaults::API_RATE_LIMIT,
@@ -342,6 +355,7 @@ mod tests {
         assert_eq!(config.retry_schedule.max_attempts(), 8);
         assert_eq!(config.delivery_timeout, Duration::from_secs(15));
         assert_eq!(config.disable_after, Duration::from_secs(5 * 86_400));
+        assert_eq!(config.fanout_max_queued_jobs, 1000);
     }
 
     #[test]
@@ -357,6 +371,7 @@ mod tests {
             ("LINKKIT_ALLOWED_TARGET_CIDRS", "10.0.0.0/8,nonsense"),
             ("LINKKIT_GEOIP_DB", "/nonexistent/GeoLite2-Country.mmdb"),
             ("LINKKIT_QUEUE_TYPE", "stream"),
+            ("LINKKIT_FANOUT_MAX_QUEUED_JOBS", "-1"),
         ] {
             let error = config_with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);
