@@ -61,6 +61,19 @@ struct Args {
     /// `$(scripts/rabbitmq-cluster.sh urls)`), with quorum queues.
     #[arg(long)]
     cluster_urls: Option<String>,
+    /// A Linkkit setting for every pipeline scenario, over the production defaults, e.g.
+    /// `--set LINKKIT_FANOUT_MAX_QUEUED_JOBS=0` (repeatable): to compare a setting's values.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = setting)]
+    settings: Vec<(String, String)>,
+}
+
+fn setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if name.starts_with("LINKKIT_") => {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err("expected LINKKIT_NAME=VALUE".into()),
+    }
 }
 
 fn line(text: &str) {
@@ -97,6 +110,12 @@ async fn main() -> anyhow::Result<()> {
         args.scenarios.clone()
     };
     let runs = args.runs.max(1);
+    for (name, value) in &args.settings {
+        line(&format!(
+            "linkkit-bench: {name}={value} in every pipeline scenario"
+        ));
+    }
+    pipeline::set_overrides(args.settings.clone());
     line(&format!(
         "linkkit-bench: {} runs per scenario, {} cores",
         runs,
