@@ -401,7 +401,7 @@ async fn the_fan_out_stays_a_bounded_number_of_jobs_ahead_and_the_rest_waits_as_
     env.publish_events(&acme.id, &events).await;
 
     let deliveries_queue = env.config.namespace.deliveries();
-    let _fanout = env.spawn_linkkit("fanout");
+    let mut fanout = env.spawn_linkkit("fanout");
     eventually("the fan-out fills its room", DEADLINE, || async {
         (env.queue_depth(&deliveries_queue).await >= ROOM).then_some(())
     })
@@ -426,7 +426,7 @@ async fn the_fan_out_stays_a_bounded_number_of_jobs_ahead_and_the_rest_waits_as_
     );
 
     // A sender makes room: every event is then delivered, once.
-    let _sender = env.spawn_linkkit("sender");
+    let mut sender = env.spawn_linkkit("sender");
     let ids = receiver.wait_for_distinct(EVENTS, DEADLINE).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ids.len(), EVENTS);
@@ -435,6 +435,10 @@ async fn the_fan_out_stays_a_bounded_number_of_jobs_ahead_and_the_rest_waits_as_
         EVENTS,
         "no event delivered twice"
     );
+    for process in [&mut fanout, &mut sender] {
+        process.start_kill().ok();
+        let _ = process.wait().await;
+    }
     env.stop().await;
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::Channel;
 use linkkit_bus::Broker;
@@ -35,6 +35,7 @@ pub struct Drain {
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), lapin::Error>>,
     channel: Channel,
+    consumer_tag: String,
 }
 
 impl Drain {
@@ -60,6 +61,7 @@ impl Drain {
                 FieldTable::default(),
             )
             .await?;
+        let consumer_tag = consumer.tag().to_string();
         let (counter, taken) = watch::channel((0, Instant::now()));
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -101,6 +103,7 @@ impl Drain {
             stop,
             task,
             channel,
+            consumer_tag,
         })
     }
 
@@ -126,9 +129,15 @@ impl Drain {
             stop,
             task,
             channel,
+            consumer_tag,
         } = self;
         let _ = stop.send(());
         task.await?.context("the drain's consumer failed")?;
+        // Cancelled first, so the broker pushes nothing while the channel closes.
+        channel
+            .basic_cancel(&consumer_tag, BasicCancelOptions::default())
+            .await
+            .context("cancelling the drain's consumer failed")?;
         channel
             .close(200, "drained")
             .await

@@ -23,7 +23,7 @@ use lapin::Channel;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Broker, BusError};
+use crate::{Broker, BusError, Topology};
 
 /// How often the queue's depth is read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -107,8 +107,14 @@ impl QueueRoom {
     }
 
     /// Reads the queue's depth every [`SAMPLE_EVERY`] until `shutdown` fires, then opens the
-    /// room so the messages in hand can finish.
-    pub async fn keep_sampled(&self, broker: Broker, shutdown: CancellationToken) {
+    /// room so the messages in hand can finish. Each channel it opens first declares
+    /// `topology`, so the queue exists before it is read.
+    pub async fn keep_sampled(
+        &self,
+        broker: Broker,
+        topology: Topology,
+        shutdown: CancellationToken,
+    ) {
         let mut ticks = tokio::time::interval(SAMPLE_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut channel: Option<Channel> = None;
@@ -117,7 +123,7 @@ impl QueueRoom {
                 _ = shutdown.cancelled() => break,
                 _ = ticks.tick() => {}
             }
-            match self.read_depth(&broker, &mut channel).await {
+            match self.read_depth(&broker, &topology, &mut channel).await {
                 Ok(waiting) => {
                     self.lock().open = false;
                     self.sampled(waiting);
@@ -140,11 +146,16 @@ impl QueueRoom {
     async fn read_depth(
         &self,
         broker: &Broker,
+        topology: &Topology,
         channel: &mut Option<Channel>,
     ) -> Result<u32, BusError> {
         let open = match channel.take() {
             Some(open) if open.status().connected() => open,
-            _ => broker.channel().await?,
+            _ => {
+                let fresh = broker.channel().await?;
+                topology.declare(&fresh).await?;
+                fresh
+            }
         };
         let passive = QueueDeclareOptions {
             passive: true,

@@ -102,10 +102,10 @@ pub async fn run(
         shutdown.clone(),
     );
     let sampling = {
-        let (broker, shutdown) = (broker.clone(), shutdown.clone());
+        let (broker, topology, shutdown) = (broker.clone(), topology.clone(), shutdown.clone());
         async move {
             if let Some(room) = room {
-                room.keep_sampled(broker, shutdown).await;
+                room.keep_sampled(broker, topology, shutdown).await;
             }
         }
     };
