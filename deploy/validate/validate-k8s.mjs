@@ -42,8 +42,10 @@ const ADMIN_PORT = 9464;
 const COMPONENTS = {
   "linkkit-api": { command: "api", readiness: "/healthz", service: true },
   "linkkit-redirect": { command: "redirect", readiness: "/healthz", service: true },
-  "linkkit-fanout": { command: "fanout", readiness: "/readyz", queue: "linkkit.fanout" },
-  "linkkit-sender": { command: "sender", readiness: "/readyz", queue: "linkkit.deliveries" },
+  "linkkit-fanout": { command: "fanout", readiness: "/readyz", queues: ["linkkit.fanout"] },
+  // Senders scale on their own queue first, and on the events fan-out workers hold back for
+  // them (LINKKIT_FANOUT_MAX_QUEUED_JOBS keeps the deliveries queue short while they are behind).
+  "linkkit-sender": { command: "sender", readiness: "/readyz", queues: ["linkkit.deliveries", "linkkit.fanout"] },
 };
 const SUBCOMMANDS = new Set(["api", "redirect", "fanout", "sender", "migrate"]);
 const ENV_NAME = /^(LINKKIT_[A-Z0-9_]+|RUST_LOG)$/;
@@ -243,9 +245,12 @@ for (const o of objects) {
     else if (target.obj.spec.replicas !== undefined) fail(where, `${targetName} sets replicas; the ScaledObject owns them`);
     const want = COMPONENTS[targetName];
     if ((obj.spec.minReplicaCount ?? 0) < 1) fail(where, "minReplicaCount below 1: no consumer while the queue is empty");
+    if (want && !obj.spec.triggers.some((t) => t.metadata && t.metadata.queueName === want.queues[0]))
+      fail(where, `no trigger on queue ${want.queues[0]}`);
     for (const t of obj.spec.triggers) {
       if (t.type !== "rabbitmq") { fail(where, `trigger ${t.type}, expected rabbitmq`); continue; }
-      if (!want || t.metadata.queueName !== want.queue) fail(where, `queue ${t.metadata.queueName}, expected ${want && want.queue}`);
+      if (!want || !want.queues.includes(t.metadata.queueName))
+        fail(where, `queue ${t.metadata.queueName}, expected one of ${want && want.queues.join(", ")}`);
       if (t.metadata.mode !== "QueueLength" || !/^[1-9][0-9]*$/.test(String(t.metadata.value)))
         fail(where, `mode ${t.metadata.mode} value ${t.metadata.value}: expected QueueLength and a positive integer string`);
       if (!t.authenticationRef || !named("TriggerAuthentication", t.authenticationRef.name))
