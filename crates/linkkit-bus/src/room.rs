@@ -48,7 +48,7 @@ struct State {
     /// Counts samples, so a reservation made before one is not given back after it (the
     /// sample already holds what it published).
     sample: u64,
-    /// Nobody is held back: the process is stopping.
+    /// Nobody is held back: the process is stopping, or the last reading failed.
     open: bool,
 }
 
