@@ -13,7 +13,7 @@ use chrono::Utc;
 use linkkit_cache::parked::ParkedEndpoints;
 use linkkit_core::event::sample;
 use linkkit_core::{EndpointId, Envelope, EventType, WorkspaceId};
-use linkkit_store::deliveries::{self, NewEvent};
+use linkkit_store::deliveries::{self, NewEvent, StoredEvent};
 use linkkit_store::endpoints::Subscribers;
 use linkkit_store::parked::{self, Unparked};
 use linkkit_tests::{eventually, Receiver, TestEnv, TestWorkspace};
@@ -65,6 +65,33 @@ async fn endpoint_with_open_circuit() -> (TestEnv, Receiver, TestWorkspace, Valu
 }
 
 /// Whether none of `events` has reached the receiver, answered or not.
+/// Stores `events` with one delivery each to `endpoint`, parked for `wait`, as the fan-out
+/// stores them for an endpoint a sender is parking.
+async fn store_parked(
+    env: &TestEnv,
+    workspace: &WorkspaceId,
+    endpoint: &EndpointId,
+    events: &[Envelope],
+    wait: Duration,
+) -> Vec<StoredEvent> {
+    let new_events: Vec<NewEvent> = events
+        .iter()
+        .map(|event| NewEvent {
+            workspace_id: workspace.clone(),
+            event: event.clone(),
+            subscribers: Subscribers {
+                enabled: vec![endpoint.clone()],
+                disabled: vec![],
+            },
+            visit: None,
+            parked_for: [(endpoint.clone(), wait)].into(),
+        })
+        .collect();
+    deliveries::create_for_events(&env.pool, &new_events)
+        .await
+        .unwrap()
+}
+
 fn none_arrived(receiver: &Receiver, events: &[Envelope]) -> bool {
     let ids = event_ids(events);
     receiver.distinct_ids().iter().all(|id| !ids.contains(id))
@@ -225,24 +252,7 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
     let workspace = WorkspaceId::generate();
     let endpoint = EndpointId::generate();
     let events = clicks(3);
-    let stored = deliveries::create_for_events(
-        &env.pool,
-        &events
-            .iter()
-            .map(|event| NewEvent {
-                workspace_id: workspace.clone(),
-                event: event.clone(),
-                subscribers: Subscribers {
-                    enabled: vec![endpoint.clone()],
-                    disabled: vec![],
-                },
-                visit: None,
-                parked_for: [(endpoint.clone(), Duration::ZERO)].into(),
-            })
-            .collect::<Vec<_>>(),
-    )
-    .await
-    .unwrap();
+    let stored = store_parked(&env, &workspace, &endpoint, &events, Duration::ZERO).await;
     assert!(
         stored
             .iter()
@@ -365,22 +375,14 @@ async fn a_sweep_that_dies_before_it_commits_releases_nothing_and_sweeps_never_s
 async fn a_senders_sweep_turns_a_parked_delivery_whose_event_cannot_be_read_dead() {
     let env = TestEnv::start().await;
     let event = sample(EventType::LinkClicked);
-    let endpoint = EndpointId::generate();
-    deliveries::create_for_events(
-        &env.pool,
-        &[NewEvent {
-            workspace_id: WorkspaceId::generate(),
-            event: event.clone(),
-            subscribers: Subscribers {
-                enabled: vec![endpoint.clone()],
-                disabled: vec![],
-            },
-            visit: None,
-            parked_for: [(endpoint, Duration::from_secs(3600))].into(),
-        }],
+    store_parked(
+        &env,
+        &WorkspaceId::generate(),
+        &EndpointId::generate(),
+        std::slice::from_ref(&event),
+        Duration::from_secs(3600),
     )
-    .await
-    .unwrap();
+    .await;
     // Spoiled while it waits, then due: the only row of the sweep, and no job can be made of it.
     sqlx::query("UPDATE events SET payload = '[]' WHERE id = $1")
         .bind(event.id.as_str())

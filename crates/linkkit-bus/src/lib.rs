@@ -9,7 +9,7 @@ mod headers;
 pub mod metrics;
 mod publisher;
 mod queue_depth;
-pub mod room;
+mod room;
 pub mod topology;
 
 pub use broker::{Broker, BusError};

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
+use lapin::Channel;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{QUEUE_CONSUMERS, QUEUE_MESSAGES};
-use crate::{Broker, Topology};
+use crate::{Broker, BusError, Topology};
 
 const INTERVAL: Duration = Duration::from_secs(5);
 
@@ -32,18 +33,12 @@ pub async fn run_queue_depth_exporter(
     }
 }
 
-async fn sample(broker: &Broker, topology: &Topology) -> Result<(), crate::BusError> {
+async fn sample(broker: &Broker, topology: &Topology) -> Result<(), BusError> {
     let channel = broker.channel().await?;
     // Declaring is idempotent and makes sure every queue exists before it is inspected.
     topology.declare(&channel).await?;
     for queue in topology.queue_names() {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let declared = channel
-            .queue_declare(&queue, passive, FieldTable::default())
-            .await?;
+        let declared = inspect(&channel, &queue).await?;
         QUEUE_MESSAGES
             .with_label_values(&[&queue])
             .set(i64::from(declared.message_count()));
@@ -53,4 +48,16 @@ async fn sample(broker: &Broker, topology: &Topology) -> Result<(), crate::BusEr
     }
     let _ = channel.close(200, "queue depths read").await;
     Ok(())
+}
+
+/// The queue as the broker has it now (ready messages, consumers), by a passive declare: an
+/// error if it does not exist, which closes `channel`.
+pub(crate) async fn inspect(channel: &Channel, queue: &str) -> Result<lapin::Queue, BusError> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    Ok(channel
+        .queue_declare(queue, passive, FieldTable::default())
+        .await?)
 }

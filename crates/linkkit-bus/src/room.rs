@@ -17,16 +17,15 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::Channel;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::queue_depth::inspect;
 use crate::{Broker, BusError, Topology};
 
 /// How often the queue's depth is read.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 pub struct QueueRoom {
@@ -90,7 +89,7 @@ impl QueueRoom {
     }
 
     /// Records a new reading of the queue's depth: what was reserved before it is in it.
-    pub fn sampled(&self, waiting: u32) {
+    fn sampled(&self, waiting: u32) {
         {
             let mut state = self.lock();
             state.waiting = waiting;
@@ -101,7 +100,7 @@ impl QueueRoom {
     }
 
     /// From now on nobody waits (the process is stopping, or the depth cannot be read).
-    pub fn open(&self) {
+    fn open(&self) {
         self.lock().open = true;
         self.changed.notify_waiters();
     }
@@ -157,13 +156,7 @@ impl QueueRoom {
                 fresh
             }
         };
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let declared = open
-            .queue_declare(&self.queue, passive, FieldTable::default())
-            .await?;
+        let declared = inspect(&open, &self.queue).await?;
         *channel = Some(open);
         Ok(declared.message_count())
     }

@@ -14,7 +14,7 @@
 //! drops as it commits (see `linkkit_store::endpoint_cache`).
 //!
 //! A worker stays at most `max_queued_jobs` jobs ahead of the senders (see
-//! `linkkit_bus::room`): the rest of a burst waits as events, and each job is decided shortly
+//! `linkkit_bus::QueueRoom`): the rest of a burst waits as events, and each job is decided shortly
 //! before it can go.
 //!
 //! A delivery to an endpoint that a sender is parking (its circuit open, or stuck) is stored
