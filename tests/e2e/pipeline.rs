@@ -406,9 +406,8 @@ async fn the_fan_out_stays_a_bounded_number_of_jobs_ahead_and_the_rest_waits_as_
         (env.queue_depth(&deliveries_queue).await >= ROOM).then_some(())
     })
     .await;
-    // Ten samples of the queue later, the fan-out has not gone on: the other events wait
-    // unhandled, with no delivery stored. A sample taken while jobs are on their way may let
-    // through up to as many again.
+    // Ten readings of the queue later, the fan-out has not gone on: the other events wait
+    // unhandled, with no delivery stored.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
         .fetch_one(&env.pool)

@@ -9,10 +9,12 @@
 //! message for many jobs) until the senders make room, and decides each job (sent or stored
 //! parked) shortly before it can go.
 //!
-//! The queue's depth is sampled every [`SAMPLE_EVERY`] with a passive declare, and what this
-//! process reserved since the sample is added to it. Jobs other processes publish between two
-//! samples are not seen, so the bound is near, not exact. When the depth cannot be read, or the
-//! process is stopping, the room holds nobody back: it only ever delays, never loses.
+//! The queue's depth is read every [`SAMPLE_EVERY`] with a passive declare. To it the room adds
+//! what this process has reserved and not yet published, and what it has published since the
+//! reading was asked for: a batch whose publishing spans several readings is counted in each.
+//! Jobs other processes publish between two readings are not seen, so with several processes
+//! the bound is near, not exact. When the depth cannot be read, or the process is stopping,
+//! the room holds nobody back: it only ever delays, never loses.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,13 +42,12 @@ pub struct QueueRoom {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Messages ready in the queue at the last sample.
+    /// Messages ready in the queue at the last reading.
     waiting: u32,
-    /// Messages reserved in this process since the last sample.
-    reserved: u32,
-    /// Counts samples, so a reservation made before one is not given back after it (the
-    /// sample already holds what it published).
-    sample: u64,
+    /// Messages reserved and not yet published.
+    in_flight: u32,
+    /// Messages published and not yet in a reading: since the last reading was asked for.
+    published: u32,
     /// Nobody is held back: the process is stopping, or the last reading failed.
     open: bool,
 }
@@ -68,7 +69,7 @@ impl QueueRoom {
     /// queue and then goes whole.
     pub async fn reserve(&self, count: u32) -> Reservation<'_> {
         if count == 0 {
-            return self.reservation(0, self.lock().sample);
+            return self.reservation(0);
         }
         let needed = count.min(self.limit);
         let _turn = self.turn.lock().await;
@@ -78,23 +79,26 @@ impl QueueRoom {
             changed.as_mut().enable();
             {
                 let mut state = self.lock();
-                let taken = state.waiting.saturating_add(state.reserved);
+                let taken = state
+                    .waiting
+                    .saturating_add(state.in_flight)
+                    .saturating_add(state.published);
                 if state.open || taken.saturating_add(needed) <= self.limit {
-                    state.reserved = state.reserved.saturating_add(count);
-                    return self.reservation(count, state.sample);
+                    state.in_flight = state.in_flight.saturating_add(count);
+                    return self.reservation(count);
                 }
             }
             changed.await;
         }
     }
 
-    /// Records a new reading of the queue's depth: what was reserved before it is in it.
-    fn sampled(&self, waiting: u32) {
+    /// Records a reading of the queue's depth, asked for when `published_before` messages
+    /// had been published since the previous one: those are in it.
+    fn sampled(&self, waiting: u32, published_before: u32) {
         {
             let mut state = self.lock();
             state.waiting = waiting;
-            state.reserved = 0;
-            state.sample += 1;
+            state.published = state.published.saturating_sub(published_before);
         }
         self.changed.notify_waiters();
     }
@@ -122,10 +126,11 @@ impl QueueRoom {
                 _ = shutdown.cancelled() => break,
                 _ = ticks.tick() => {}
             }
+            let published_before = self.lock().published;
             match self.read_depth(&broker, &topology, &mut channel).await {
                 Ok(waiting) => {
                     self.lock().open = false;
-                    self.sampled(waiting);
+                    self.sampled(waiting, published_before);
                 }
                 Err(error) => {
                     // A queue that cannot be read must not stop the pipeline: the room holds
@@ -161,30 +166,22 @@ impl QueueRoom {
         Ok(declared.message_count())
     }
 
-    fn reservation(&self, count: u32, sample: u64) -> Reservation<'_> {
+    fn reservation(&self, count: u32) -> Reservation<'_> {
         Reservation {
             room: self,
-            unused: count,
-            sample,
+            reserved: count,
+            published: 0,
         }
     }
 
-    fn give_back(&self, count: u32, sample: u64) {
+    /// A reservation of `reserved` is over, `published` of its messages sent.
+    fn settle(&self, reserved: u32, published: u32) {
         {
             let mut state = self.lock();
-            if state.sample != sample || count == 0 {
-                return;
-            }
-            state.reserved = state.reserved.saturating_sub(count);
+            state.in_flight = state.in_flight.saturating_sub(reserved);
+            state.published = state.published.saturating_add(published);
         }
         self.changed.notify_waiters();
-    }
-
-    fn add(&self, count: u32, sample: u64) {
-        let mut state = self.lock();
-        if state.sample == sample {
-            state.reserved = state.reserved.saturating_add(count);
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -192,31 +189,25 @@ impl QueueRoom {
     }
 }
 
-/// Room reserved for a batch; what it does not use goes back when it is dropped.
+/// Room reserved for a batch; when it is dropped, what it did not publish goes back.
 #[derive(Debug)]
 pub struct Reservation<'a> {
     room: &'a QueueRoom,
-    unused: u32,
-    sample: u64,
+    reserved: u32,
+    published: u32,
 }
 
 impl Reservation<'_> {
-    /// `published` messages went to the queue: the rest of the reservation goes back, and what
-    /// went beyond it is counted too.
+    /// `published` messages went to the queue (more than reserved counts too); the rest of the
+    /// reservation goes back.
     pub fn used(mut self, published: usize) {
-        let published = u32::try_from(published).unwrap_or(u32::MAX);
-        if published > self.unused {
-            self.room.add(published - self.unused, self.sample);
-            self.unused = 0;
-        } else {
-            self.unused -= published;
-        }
+        self.published = u32::try_from(published).unwrap_or(u32::MAX);
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        self.room.give_back(self.unused, self.sample);
+        self.room.settle(self.reserved, self.published);
     }
 }
 
@@ -224,6 +215,12 @@ impl Drop for Reservation<'_> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// A reading of `waiting` messages that sees everything published so far.
+    fn read(room: &QueueRoom, waiting: u32) {
+        let published = room.lock().published;
+        room.sampled(waiting, published);
+    }
 
     async fn is_waiting<F: std::future::Future>(future: &mut std::pin::Pin<&mut F>) -> bool {
         tokio::time::timeout(Duration::from_millis(50), future.as_mut())
@@ -240,9 +237,9 @@ mod tests {
         tokio::pin!(next);
         assert!(is_waiting(&mut next).await, "ten reserved, none may follow");
 
-        room.sampled(10);
+        read(&room, 10);
         assert!(is_waiting(&mut next).await, "ten wait in the queue");
-        room.sampled(3);
+        read(&room, 3);
         next.await.used(1);
     }
 
@@ -255,7 +252,7 @@ mod tests {
         let next = room.reserve(1);
         tokio::pin!(next);
         assert!(is_waiting(&mut next).await, "2 + 8 reserved");
-        room.sampled(0);
+        read(&room, 0);
         next.await.used(5);
         let after = room.reserve(6);
         tokio::pin!(after);
@@ -272,24 +269,33 @@ mod tests {
         let next = room.reserve(25);
         tokio::pin!(next);
         assert!(is_waiting(&mut next).await);
-        room.sampled(1);
+        read(&room, 1);
         assert!(is_waiting(&mut next).await, "one message still waits");
-        room.sampled(0);
+        read(&room, 0);
         next.await.used(25);
     }
 
     #[tokio::test]
-    async fn a_reservation_from_before_a_sample_gives_nothing_back_after_it() {
+    async fn a_batch_still_being_published_counts_until_a_reading_has_it() {
         let room = QueueRoom::new("q".into(), 10);
-        let early = room.reserve(10).await;
-        room.sampled(10);
-        drop(early);
+        let slow = room.reserve(10).await;
+        read(&room, 0);
+        read(&room, 0);
         let next = room.reserve(1);
         tokio::pin!(next);
         assert!(
             is_waiting(&mut next).await,
-            "the sample's ten are in the queue, whatever the early reservation did"
+            "ten on their way, however many readings miss them"
         );
+        let asked = room.lock().published;
+        slow.used(10);
+        room.sampled(0, asked);
+        assert!(
+            is_waiting(&mut next).await,
+            "published after the reading was asked for: not in it, still counted"
+        );
+        read(&room, 3);
+        next.await.used(1);
     }
 
     #[tokio::test]
@@ -306,13 +312,13 @@ mod tests {
             async move { room.reserve(1).await.used(1) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        room.sampled(5);
+        read(&room, 5);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             !large.is_finished() && !small.is_finished(),
             "room for five: the large batch waits, and the small one waits behind it"
         );
-        room.sampled(0);
+        read(&room, 0);
         large.await.unwrap();
         small.await.unwrap();
     }
